@@ -1,0 +1,3 @@
+from vst.cli import main
+
+main()

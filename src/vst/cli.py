@@ -1,0 +1,180 @@
+"""`vst` command line: a thin layer over the Python API.
+
+    vst scenes generate --n 20 --out runs/scenes --seed 0
+    vst scenes render SCENE_DIR
+    vst scenes show SCENE_DIR --out preview.png
+    vst demo
+
+Errors print one line (`file: field: message`) and exit 1; `vst --debug ...` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from vst import __version__
+
+app = typer.Typer(help="vst: spatial perception and reasoning for vision-language models.", no_args_is_help=True, pretty_exceptions_enable=False)
+scenes_app = typer.Typer(help="3D scenes: generate procedural rooms, render frames, preview.", no_args_is_help=True)
+app.add_typer(scenes_app, name="scenes")
+console = Console(stderr=True)
+_state = {"debug": False}
+
+NOT_YET = {
+    "data": "VST-P/VST-R data engine (spatial QA from scenes to training shards)",
+    "train": "progressive training (SFT, CoT cold start, GRPO)",
+    "eval": "benchmark evaluation with official scoring",
+    "infer": "inference: chat, 3D detection",
+}
+
+
+@contextlib.contextmanager
+def reporting_errors():
+    """Turn expected failures (bad input files, missing system libraries) into one line and exit code 1."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as error:
+        if _state["debug"]:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the vst version and exit.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+# -- scenes -----------------------------------------------------------------------------------------------------
+@scenes_app.command("generate")
+def scenes_generate(
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of scenes.")] = 20,
+    out: Annotated[Path, typer.Option("--out", help="Output folder (one sub-folder per scene).")] = Path("runs/scenes"),
+    seed: Annotated[int, typer.Option("--seed", help="Base seed; scene i uses rng([seed, i]).")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (one llvmpipe thread each).")] = 1,
+    image_size: Annotated[int, typer.Option("--image-size", min=32, help="Width and height of every frame in pixels.")] = 448,
+    stills: Annotated[int, typer.Option("--stills", min=0, help="Single views per scene.")] = 4,
+    pairs: Annotated[int, typer.Option("--pairs", min=0, help="View pairs per scene.")] = 2,
+    video: Annotated[bool, typer.Option("--video/--no-video", help="Render a walk-through video per scene.")] = True,
+    video_frames: Annotated[tuple[int, int], typer.Option("--video-frames", help="Min and max video frames.")] = (30, 120),
+    video_fps: Annotated[float, typer.Option("--video-fps", min=0.1, help="Video frame rate.")] = 4.0,
+) -> None:
+    """Generate seeded procedural rooms and render their frames (resumable: finished scenes are skipped)."""
+    from vst.scene.cameras import CameraConfig
+    from vst.scene.generate import generate_scenes
+    from vst.scene.procedural import ProceduralConfig
+
+    cameras = CameraConfig(width=image_size, height=image_size, n_stills=stills, n_pairs=pairs, video=video, video_frames=tuple(video_frames), video_fps=video_fps)
+    config = ProceduralConfig(cameras=cameras)
+    with reporting_errors(), progress_bar() as progress:
+        task = progress.add_task("scenes", total=n)
+        start = time.perf_counter()
+
+        def on_scene(identifier: str, frames: int, error: str | None) -> None:
+            if error:
+                progress.console.print(f"[yellow]skipped {identifier}: {error}[/]", highlight=False)
+            progress.advance(task)
+
+        result = generate_scenes(out, n, seed, config, workers, on_scene)
+    elapsed = time.perf_counter() - start
+    rate = result.frames / elapsed if elapsed > 0 else 0.0
+    console.print(
+        f"{len(result.generated)} generated, {len(result.skipped)} already there, {len(result.failed)} failed; "
+        f"{result.frames} frames in {elapsed:.1f} s ({rate:.1f} frames/s) -> {out}"
+    )
+    if result.failed and not result.generated and not result.skipped:
+        raise typer.Exit(1)
+
+
+@scenes_app.command("render")
+def scenes_render(scene_dir: Annotated[Path, typer.Argument(help="Folder with a scene.json (room, objects, cameras).")]) -> None:
+    """Render (or re-render) the frames of a scene.json, e.g. one whose layout was written by hand."""
+    from vst.scene.capture import render_scene
+    from vst.scene.types import Scene
+
+    with reporting_errors():
+        scene = Scene.load(scene_dir, check_files=False)
+        if not scene.frames:
+            raise ValueError(f"{scene_dir / 'scene.json'}: frames: no cameras to render")
+        rendered = render_scene(scene, scene_dir)
+    console.print(f"rendered {len(rendered.frames)} frames -> {scene_dir / 'frames'}")
+
+
+@scenes_app.command("show")
+def scenes_show(
+    scene_dir: Annotated[Path, typer.Argument(help="A rendered scene folder.")],
+    out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("preview.png"),
+    frames: Annotated[int, typer.Option("--frames", min=1, max=8, help="How many frames to show.")] = 3,
+) -> None:
+    """Preview a scene: RGB, depth and instance maps of a few frames, and a top-down plan with cameras."""
+    from vst.scene.preview import show_scene
+
+    with reporting_errors():
+        path = show_scene(scene_dir, out, frames)
+    console.print(f"preview -> {path}")
+
+
+# -- main job ---------------------------------------------------------------------------------------------------
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of procedural scenes.")] = 4,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """The main job on the embedded default. For now: generate procedural scenes and preview each one."""
+    from vst.scene.generate import generate_scenes
+    from vst.scene.preview import show_scene
+
+    with reporting_errors(), progress_bar() as progress:
+        task = progress.add_task("scenes", total=n)
+        result = generate_scenes(out / "scenes", n, seed, on_scene=lambda *_: progress.advance(task))
+        previews = out / "previews"
+        for identifier in result.generated + result.skipped:
+            show_scene(out / "scenes" / identifier, previews / f"{identifier}.png")
+    console.print(f"{len(result.generated) + len(result.skipped)} scenes -> {out / 'scenes'}; previews -> {previews}")
+    console.print("Data, training and evaluation stages join the demo as they land (see README).")
+
+
+def _not_implemented(name: str, what: str) -> typer.Typer:
+    group = typer.Typer(help=f"{what} (not implemented yet).", invoke_without_command=True)
+
+    @group.callback()
+    def _callback() -> None:
+        console.print(f"vst {name}: not implemented yet ({what}).")
+        raise typer.Exit(2)
+
+    return group
+
+
+for _name, _what in NOT_YET.items():
+    app.add_typer(_not_implemented(_name, _what), name=_name)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="vst")
+
+
+if __name__ == "__main__":
+    main()
