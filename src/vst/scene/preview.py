@@ -9,6 +9,7 @@ import numpy as np
 
 from vst.scene.capture import read_depth, read_instance_ids
 from vst.scene.geometry import box_corners
+from vst.scene.mesh import category_color
 from vst.scene.types import Frame, Scene
 
 
@@ -40,7 +41,7 @@ def draw_bev(axis, scene: Scene, highlight: list[Frame]) -> None:
         if obj.is_structure or obj.box is None:
             continue
         footprint = box_corners((obj.box.center, obj.box.size, obj.box.rotation))[[0, 2, 6, 4], :2]
-        color = obj.attributes.get("color", (0.6, 0.6, 0.6))
+        color = tuple(obj.attributes.get("color", category_color(obj.category)))
         on_top = "on" in obj.attributes
         axis.add_patch(patches.Polygon(footprint, closed=True, facecolor=(*color, 0.5 if on_top else 0.75), edgecolor="black", linewidth=0.6, linestyle=":" if on_top else "-"))
         front = np.asarray(obj.box.center[:2]) + np.asarray(obj.box.rotation)[:2, 1] * obj.box.size[1] / 2
