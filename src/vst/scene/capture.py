@@ -54,20 +54,26 @@ def read_instance_ids(path: str | Path) -> np.ndarray:
     return np.asarray(Image.open(path), dtype=np.int32)
 
 
-def is_truncated(scene: Scene, instance_id: int, frame: Frame) -> bool:
-    """True when some corner of the object's box projects outside the image or lies behind the camera."""
-    obj = scene.object(instance_id)
-    if obj.box is None:
-        return False
-    corners = world_to_camera(box_corners((obj.box.center, obj.box.size, obj.box.rotation)), frame.pose)
-    projection = project_points(corners, frame.intrinsics.matrix, frame.intrinsics.width, frame.intrinsics.height)
-    return not bool(projection.in_image.all())
+def object_corners(scene: Scene) -> dict[int, np.ndarray]:
+    """Instance id -> (8, 3) world corners of its box, for every object that has one."""
+    return {o.instance_id: box_corners((o.box.center, o.box.size, o.box.rotation)) for o in scene.objects if o.box is not None}
+
+
+def truncated_instances(corners: dict[int, np.ndarray], frame: Frame) -> dict[int, bool]:
+    """Instance id -> True when some corner of its box projects outside the image or lies behind the camera."""
+    if not corners:
+        return {}
+    ids = list(corners)
+    points = world_to_camera(np.concatenate([corners[i] for i in ids]), frame.pose)
+    inside = project_points(points, frame.intrinsics.matrix, frame.intrinsics.width, frame.intrinsics.height).in_image
+    return dict(zip(ids, (~inside.reshape(len(ids), 8).all(axis=1)).tolist()))
 
 
 def compute_visibility(
-    scene: Scene, frame: Frame, output: RenderOutput, unoccluded: dict[int, int] | None = None
+    scene: Scene, frame: Frame, output: RenderOutput, unoccluded: dict[int, int] | None = None, corners: dict[int, np.ndarray] | None = None
 ) -> dict[int, Visibility]:
-    """Per-instance visibility of one rendered frame, measured on its id map."""
+    """Per-instance visibility of one rendered frame, measured on its id map (`corners` from `object_corners`)."""
+    truncated = truncated_instances(object_corners(scene) if corners is None else corners, frame)
     ids = output.instance_ids
     counts = np.bincount(ids.ravel())
     slices = ndimage.find_objects(ids)
@@ -84,7 +90,7 @@ def compute_visibility(
             pixels=pixels,
             bbox_2d=bbox,
             visible_frac=float(min(1.0, pixels / full)) if full else 1.0,
-            truncated=is_truncated(scene, instance_id, frame),
+            truncated=truncated.get(instance_id, False),
             depth_median=round(float(np.median(output.depth[rows, cols][window])), 4),
         )
     return visibility
@@ -94,7 +100,7 @@ def frame_paths(frame_id: str) -> tuple[str, str, str]:
     return (f"{FRAMES_DIR}/{frame_id}.jpg", f"{FRAMES_DIR}/{frame_id}_depth.png", f"{FRAMES_DIR}/{frame_id}_ids.png")
 
 
-def _write_frame(scene: Scene, frame: Frame, scene_dir: Path, output: RenderOutput, unoccluded: dict[int, int]) -> Frame:
+def _write_frame(scene: Scene, frame: Frame, scene_dir: Path, output: RenderOutput, unoccluded: dict[int, int], corners: dict[int, np.ndarray]) -> Frame:
     """Encode and atomically write one frame's files; return the frame with paths and visibility."""
     image_path, depth_path, instance_path = frame_paths(frame.frame_id)
     atomic_write_bytes(scene_dir / image_path, encode_jpeg(output.rgb))
@@ -106,7 +112,7 @@ def _write_frame(scene: Scene, frame: Frame, scene_dir: Path, output: RenderOutp
             "depth_path": depth_path,
             "depth_scale": DEPTH_SCALE,
             "instance_path": instance_path,
-            "visibility": compute_visibility(scene, frame, output, unoccluded),
+            "visibility": compute_visibility(scene, frame, output, unoccluded, corners),
         }
     )
 
@@ -119,13 +125,14 @@ def render_frames(renderer: Renderer, scene: Scene, scene_dir: Path, threads: in
             visible = np.nonzero(np.bincount(output.instance_ids.ravel()))[0]
             yield frame, output, renderer.unoccluded_pixels(frame.intrinsics, frame.pose, [int(i) for i in visible if i > 0])
 
+    corners = object_corners(scene)
     if threads <= 0:
-        return [_write_frame(scene, frame, scene_dir, output, unoccluded) for frame, output, unoccluded in rendered()]
+        return [_write_frame(scene, frame, scene_dir, output, unoccluded, corners) for frame, output, unoccluded in rendered()]
     frames: list[Frame] = []
     pending: deque = deque()
     with ThreadPoolExecutor(threads) as writers:
         for frame, output, unoccluded in rendered():
-            pending.append(writers.submit(_write_frame, scene, frame, scene_dir, output, unoccluded))
+            pending.append(writers.submit(_write_frame, scene, frame, scene_dir, output, unoccluded, corners))
             if len(pending) > 2 * threads:  # bound the frames held in memory while writers catch up
                 frames.append(pending.popleft().result())
         frames += [future.result() for future in pending]
