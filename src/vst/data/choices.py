@@ -1,0 +1,78 @@
+"""Multiple-choice options: the one place answers become lettered options (skills never format them).
+
+Format: options are written `A. chair` one per line after "Options:", and the answer is the bare letter. VSI-Bench
+and VST's Qwen multiple-choice prompt use exactly this shape ("Answer with the option's letter from the given
+choices directly."), so training matches evaluation. The correct option goes to the letter used least so far in
+the same (scene, skill) stream, ties broken by the rng (spec data.md §1.9 "MC balance", after VLM-3R), so no
+letter carries a prior. Numeric distractors follow VLM-3R: drawn from [0.25, 1.75] x truth, at least 20 % apart.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LETTERS = "ABCDEFGH"
+MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+@dataclass
+class LetterBalancer:
+    """Counts how often each letter has been the right answer, to place the next one on the rarest."""
+
+    used: Counter = field(default_factory=Counter)
+
+    def place(self, count: int, rng: np.random.Generator) -> int:
+        letters = LETTERS[:count]
+        fewest = min(self.used[letter] for letter in letters)
+        candidates = [i for i, letter in enumerate(letters) if self.used[letter] == fewest]
+        index = candidates[int(rng.integers(len(candidates)))]
+        self.used[letters[index]] += 1
+        return index
+
+
+@dataclass
+class Choice:
+    options: list[str]  # option texts, in letter order
+    letter: str  # the correct letter
+
+    @property
+    def lines(self) -> str:
+        return "\n".join(f"{LETTERS[i]}. {text}" for i, text in enumerate(self.options))
+
+    def prompt(self, question: str) -> str:
+        return f"{question}\nOptions:\n{self.lines}\n{MC_INSTRUCTION}"
+
+    @property
+    def answer(self) -> dict:
+        return {"type": "mc", "value": self.letter, "options": [f"{LETTERS[i]}. {t}" for i, t in enumerate(self.options)]}
+
+
+def multiple_choice(correct: str, distractors: list[str], balancer: LetterBalancer, rng: np.random.Generator) -> Choice:
+    """Shuffle the distractors, put `correct` on the balancer's letter."""
+    if correct in distractors:
+        raise ValueError(f"distractor equals the correct option {correct!r}")
+    others = [distractors[i] for i in rng.permutation(len(distractors))]
+    index = balancer.place(len(others) + 1, rng)
+    options = others[:index] + [correct] + others[index:]
+    return Choice(options, LETTERS[index])
+
+
+def numeric_distractors(value: float, rng: np.random.Generator, count: int = 3, low: float = 0.25, high: float = 1.75, min_gap: float = 0.2, decimals: int = 1) -> list[float]:
+    """`count` values in [low, high] x value, each at least `min_gap` (relative) from the truth and each other."""
+    chosen: list[float] = []
+    for _ in range(200):
+        candidate = round(float(value * rng.uniform(low, high)), decimals)
+        if all(abs(candidate - other) >= min_gap * max(abs(value), 1e-9) for other in [value, *chosen]):
+            chosen.append(candidate)
+            if len(chosen) == count:
+                return chosen
+    raise ValueError(f"could not draw {count} distractors for {value}")
+
+
+def count_distractors(count: int, rng: np.random.Generator, n: int = 3) -> list[int]:
+    """Counts near the truth (truth +- 1..3), never below zero."""
+    pool = [c for c in range(max(0, count - 3), count + 4) if c != count]
+    return sorted(int(c) for c in rng.choice(pool, size=min(n, len(pool)), replace=False))

@@ -1,0 +1,145 @@
+"""What skills see of a scene: the Scene, its folder, cached frame buffers, visibility filters, media encoding.
+
+Visibility rule (spec data.md §1.9): an object is referable in a frame when its visible pixels are at least
+max(0.1 % of the image, 400 px at 448x448, scaled by area) and at least `MIN_VISIBLE_FRAC` of it is unoccluded.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vst.data.markers import Marker, draw_markers
+from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Media, Sample, Turn
+from vst.scene.capture import read_depth, read_instance_ids
+from vst.scene.types import Frame, ObjectInstance, Scene
+
+MIN_VISIBLE_FRAC = 0.3
+MIN_PIXELS_448 = 400
+JPEG_QUALITY = 90
+VIDEO_CRF = 23
+
+
+class SceneContext:
+    """One scene prepared for skill generators; caches decoded frames for the scene's lifetime."""
+
+    def __init__(self, scene: Scene, folder: str | Path):
+        self.scene = scene
+        self.folder = Path(folder)
+        self._images: dict[str, Image.Image] = {}
+        self._ids: dict[str, np.ndarray] = {}
+        self._depth: dict[str, np.ndarray] = {}
+        self._videos: dict[tuple[str, ...], bytes] = {}
+        self._counters: Counter = Counter()
+
+    # -- buffers -------------------------------------------------------------------------------------------
+    def image(self, frame: Frame) -> Image.Image:
+        if frame.frame_id not in self._images:
+            with Image.open(self.folder / frame.image_path) as image:
+                self._images[frame.frame_id] = image.convert("RGB")
+        return self._images[frame.frame_id]
+
+    def instance_ids(self, frame: Frame) -> np.ndarray:
+        if frame.frame_id not in self._ids:
+            self._ids[frame.frame_id] = read_instance_ids(self.folder / frame.instance_path)
+        return self._ids[frame.frame_id]
+
+    def depth(self, frame: Frame) -> np.ndarray:
+        if frame.frame_id not in self._depth:
+            self._depth[frame.frame_id] = read_depth(self.folder / frame.depth_path, frame.depth_scale)
+        return self._depth[frame.frame_id]
+
+    # -- objects -------------------------------------------------------------------------------------------
+    @cached_property
+    def objects(self) -> list[ObjectInstance]:
+        """Non-structure objects with boxes."""
+        return [o for o in self.scene.objects if not o.is_structure and o.box is not None]
+
+    @cached_property
+    def category_counts(self) -> Counter:
+        return Counter(o.category for o in self.objects)
+
+    def unique_in_scene(self, obj: ObjectInstance) -> bool:
+        return self.category_counts[obj.category] == 1
+
+    @staticmethod
+    def min_pixels(frame: Frame) -> int:
+        area = frame.intrinsics.width * frame.intrinsics.height
+        return int(max(0.001 * area, MIN_PIXELS_448 * area / 448**2))
+
+    def referable(self, frame: Frame, min_frac: float = MIN_VISIBLE_FRAC, allow_truncated: bool = True) -> list[ObjectInstance]:
+        """Objects visible enough in `frame` to ask about."""
+        threshold = self.min_pixels(frame)
+        chosen = []
+        for obj in self.objects:
+            seen = frame.visibility.get(obj.instance_id)
+            if seen is None or seen.pixels < threshold or seen.visible_frac < min_frac:
+                continue
+            if seen.truncated and not allow_truncated:
+                continue
+            chosen.append(obj)
+        return chosen
+
+    def frames(self, prefix: str) -> list[Frame]:
+        return [f for f in self.scene.frames if f.sequence.startswith(prefix) and f.image_path]
+
+    # -- media ---------------------------------------------------------------------------------------------
+    def image_media(self, frame: Frame, markers: list[Marker] | None = None) -> Media:
+        image = draw_markers(self.image(frame), markers) if markers else self.image(frame)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        return Media(buffer.getvalue(), f"{self.scene.scene_id}/{frame.image_path}")
+
+    def video_media(self, frames: list[Frame], fps: float) -> Media:
+        """The frames as one H.264 mp4 (VST stores videos as mp4 bytes in images[0]); cached per frame list."""
+        key = tuple(f.frame_id for f in frames)
+        if key not in self._videos:
+            self._videos[key] = encode_mp4([np.asarray(self.image(f)) for f in frames], fps)
+        return Media(self._videos[key], f"{self.scene.scene_id}/video-{key[0]}-{key[-1]}.mp4")
+
+    # -- samples -------------------------------------------------------------------------------------------
+    def sample(self, skill: str, question: str, answer_text: str, answer: dict, reward: dict, media: list[Media], meta: dict, modality: str, sample_type: str) -> Sample:
+        """Assemble a Sample: placeholders first, provenance (scene, source, licence) added to `meta`."""
+        placeholder = VIDEO_PLACEHOLDER if modality == "video" else IMAGE_PLACEHOLDER
+        prompt = placeholder * len(media) + "\n" + question
+        index = self._counters[skill]
+        self._counters[skill] += 1
+        provenance = {"scene_id": self.scene.scene_id, "source": self.scene.source, "license": self.scene.license}
+        return Sample(
+            id=f"{self.scene.scene_id}-{skill}-{index:04d}",
+            conversations=[Turn("human", prompt), Turn("gpt", answer_text)],
+            images=media,
+            type=sample_type,
+            data_source=f"vst-{self.scene.source}",
+            meta_info={**provenance, **meta},
+            skill=skill,
+            modality=modality,
+            answer=answer,
+            reward=reward,
+        )
+
+
+def encode_mp4(frames: list[np.ndarray], fps: float) -> bytes:
+    """H.264 (yuv420p) mp4 of RGB frames (H, W, 3) uint8, in memory, single-threaded so output is reproducible."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=round(fps))
+        height, width = frames[0].shape[:2]
+        stream.width, stream.height = width - width % 2, height - height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(VIDEO_CRF), "preset": "veryfast", "threads": "1"}
+        stream.codec_context.thread_count = 1
+        for array in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array[: stream.height, : stream.width]), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
