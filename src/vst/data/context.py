@@ -28,9 +28,10 @@ VIDEO_CRF = 23
 class SceneContext:
     """One scene prepared for skill generators; caches decoded frames for the scene's lifetime."""
 
-    def __init__(self, scene: Scene, folder: str | Path):
+    def __init__(self, scene: Scene, folder: str | Path, options: dict | None = None):
         self.scene = scene
         self.folder = Path(folder)
+        self.options = dict(options or {})  # engine switches skills read, e.g. {"fov_unify": True}
         self._images: dict[str, Image.Image] = {}
         self._ids: dict[str, np.ndarray] = {}
         self._depth: dict[str, np.ndarray] = {}
