@@ -96,7 +96,7 @@ def test_missing_frame_file_via_show(tmp_path):
     assert result.exit_code == 1 and "frames[0].image_path: file not found" in result.output
 
 
-@pytest.mark.parametrize("group", ["data", "train", "eval", "infer"])
+@pytest.mark.parametrize("group", ["train", "eval", "infer"])
 def test_groups_not_implemented_yet(group):
     result = invoke(group)
     assert result.exit_code == 2 and "not implemented yet" in result.output

@@ -11,6 +11,7 @@ Errors print one line (`file: field: message`) and exit 1; `vst --debug ...` sho
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,11 +26,12 @@ from vst import __version__
 app = typer.Typer(help="vst: spatial perception and reasoning for vision-language models.", no_args_is_help=True, pretty_exceptions_enable=False)
 scenes_app = typer.Typer(help="3D scenes: generate procedural rooms, render frames, preview.", no_args_is_help=True)
 app.add_typer(scenes_app, name="scenes")
+data_app = typer.Typer(help="Spatial QA data: scenes -> VST-P samples -> parquet shards; stats, preview, export.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 _state = {"debug": False}
 
 NOT_YET = {
-    "data": "VST-P/VST-R data engine (spatial QA from scenes to training shards)",
     "train": "progressive training (SFT, CoT cold start, GRPO)",
     "eval": "benchmark evaluation with official scoring",
     "infer": "inference: chat, 3D detection",
@@ -134,6 +136,117 @@ def scenes_show(
     with reporting_errors():
         path = show_scene(scene_dir, out, frames)
     console.print(f"preview -> {path}")
+
+
+# -- data -------------------------------------------------------------------------------------------------------
+@data_app.command("generate")
+def data_generate(
+    scenes: Annotated[Path, typer.Option("--scenes", help="Folder of scene folders (from `vst scenes generate`).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder for shards and manifests.")],
+    recipe: Annotated[str, typer.Option("--recipe", help="Packaged recipe name (vst-p) or a YAML file.")] = "vst-p",
+    n: Annotated[int, typer.Option("--n", min=1, help="Samples requested over all shards.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    shard_index: Annotated[int, typer.Option("--shard-index", min=0, help="Which shard this process writes.")] = 0,
+    num_shards: Annotated[int, typer.Option("--num-shards", min=1, help="Scenes are split round-robin over shards.")] = 1,
+    fov_unify: Annotated[bool, typer.Option("--fov-unify/--no-fov-unify", help="Rescale 3D-detection images to VST's virtual camera.")] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+) -> None:
+    """Generate VST-P samples from scenes into a parquet shard (resumable; shards are independent)."""
+    from vst.data.engine import EngineConfig, list_scenes, run
+    from vst.data.recipes import load_recipe
+
+    with reporting_errors():
+        config = EngineConfig(scenes=scenes, out=out, recipe=load_recipe(recipe), n=n, seed=seed, shard_index=shard_index,
+                              num_shards=num_shards, options={"fov_unify": fov_unify}, resume=resume)
+        total = len(list_scenes(scenes)[shard_index::num_shards])
+        with progress_bar() as progress:
+            task = progress.add_task("scenes", total=total)
+
+            def on_scene(name: str, rows: int, skipped: str | None) -> None:
+                if skipped:
+                    progress.console.print(f"[yellow]skipped scene {name}: {skipped}[/]", highlight=False)
+                progress.advance(task)
+
+            manifest = run(config, on_scene)
+    console.print(f"{manifest['rows']} samples, {len(manifest['counts_per_skill'])} skills, {len(manifest['skipped_scenes'])} scenes skipped -> {out / manifest['shard']}")
+    for key, error in manifest["skill_errors"].items():
+        console.print(f"[yellow]skill error {key}: {error}[/]", highlight=False)
+
+
+@data_app.command("merge")
+def data_merge(
+    shards: Annotated[list[Path], typer.Argument(help="Shard parquet files.")],
+    out: Annotated[Path, typer.Option("--out", help="Merged parquet file.")],
+) -> None:
+    """Concatenate shards into one parquet file."""
+    from vst.data.shards import concatenate
+
+    with reporting_errors():
+        for shard in shards:
+            if not shard.is_file():
+                raise FileNotFoundError(f"{shard}: file not found")
+        rows = concatenate(list(shards), out)
+    console.print(f"{rows} rows -> {out}")
+
+
+@data_app.command("stats")
+def data_stats(
+    shards: Annotated[list[Path], typer.Argument(help="Shard parquet files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Counts per skill and answer type, multiple-choice letter balance, token estimates."""
+    from rich.table import Table
+
+    from vst.data.inspect import shard_stats
+
+    with reporting_errors():
+        stats = shard_stats(shards)
+    if as_json:
+        typer.echo(json.dumps(stats, indent=1))
+        return
+    table = Table(title=f"{stats['rows']} samples, about {stats['tokens']['total']:,} tokens")
+    for column in ("skill", "samples", "mean tokens", "answer letters"):
+        table.add_column(column)
+    for skill, count in stats["skills"].items():
+        letters = " ".join(f"{k}:{v}" for k, v in stats["letters"].get(skill, {}).items())
+        table.add_row(skill, str(count), str(stats["tokens"]["per_skill_mean"][skill]), letters)
+    Console().print(table)
+    Console().print("answer types: " + ", ".join(f"{k} {v}" for k, v in stats["answer_types"].items()))
+
+
+@data_app.command("preview")
+def data_preview(
+    shards: Annotated[list[Path], typer.Argument(help="Shard parquet files.")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("preview.html"),
+    n: Annotated[int, typer.Option("--n", min=1, help="Samples to show (spread over skills).")] = 24,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """An HTML page of samples (images with markers, question, answer, provenance) to check by eye."""
+    from vst.data.inspect import preview_html
+
+    with reporting_errors():
+        path = preview_html(shards, out, n, seed)
+    console.print(f"preview -> {path}")
+
+
+@data_app.command("export")
+def data_export(
+    shards: Annotated[list[Path], typer.Argument(help="Shard parquet files.")],
+    to: Annotated[str, typer.Option("--to", help="llava (JSON + media files) or verl (RL parquet, EasyR1 keys too).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder (llava) or parquet file (verl).")],
+) -> None:
+    """Export shards to LLaVA-style JSON or the verl / EasyR1 RL layout."""
+    from vst.data.formats import to_llava, to_verl
+    from vst.data.shards import read_samples
+
+    with reporting_errors():
+        if to == "llava":
+            result = to_llava(read_samples(shards), out)
+        elif to == "verl":
+            result = f"{to_verl(read_samples(shards), out)} rows -> {out}"
+        else:
+            raise ValueError(f"--to: unknown format {to!r}; expected llava or verl")
+    console.print(f"exported -> {result}")
 
 
 # -- main job ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,178 @@
+"""Scenes + recipe -> shards of samples: quotas, per-(scene, skill) seeds, bad-scene skipping, resume.
+
+Scenes are the sub-folders of `--scenes` holding a scene.json, sorted by name; scene j belongs to shard
+j % num_shards, so shards are independent (any scheduler can run them: SLURM arrays, indexed jobs, Ray).
+A skill's quota is spread evenly over all scenes; scene j and skill s draw from rng([seed, j, s]), so output
+depends only on (scenes, recipe, n, seed), never on sharding history: a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from vst import __version__
+from vst.data.context import SceneContext
+from vst.data.recipes import Recipe
+from vst.data.sample import Sample
+from vst.data.shards import concatenate, shard_name, write_json, write_samples
+from vst.data.skills import SKILLS, get_skill
+from vst.scene.types import SCENE_FILE, Scene, SceneError
+
+PARTS_DIR = ".parts"
+IMAGE_TOKEN_PIXELS = 28 * 28  # Qwen2.5-VL: one visual token per 28x28 pixels after the 2x2 merge
+
+
+@dataclass
+class EngineConfig:
+    scenes: Path
+    out: Path
+    recipe: Recipe
+    n: int
+    seed: int = 0
+    shard_index: int = 0
+    num_shards: int = 1
+    options: dict = field(default_factory=dict)  # skill switches, e.g. {"fov_unify": True}
+    resume: bool = False
+
+    def fingerprint(self) -> str:
+        payload = {"recipe": [self.recipe.name, sorted(self.recipe.weights.items()), self.recipe.min_fraction], "n": self.n, "seed": self.seed,
+                   "num_shards": self.num_shards, "options": self.options, "version": __version__}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def list_scenes(scenes: Path) -> list[Path]:
+    if not scenes.is_dir():
+        raise FileNotFoundError(f"{scenes}: scenes folder not found")
+    folders = sorted(p for p in scenes.iterdir() if (p / SCENE_FILE).is_file())
+    if not folders:
+        raise ValueError(f"{scenes}: no scene folders (sub-folders with a {SCENE_FILE}); generate some with `vst scenes generate`")
+    return folders
+
+
+def scene_quotas(total_per_skill: dict[str, int], scene_index: int, scene_count: int) -> dict[str, int]:
+    """This scene's share of each skill's total: totals spread evenly, remainders to the first scenes."""
+    return {skill: total // scene_count + (1 if scene_index < total % scene_count else 0) for skill, total in total_per_skill.items()}
+
+
+def generate_scene_samples(ctx: SceneContext, quotas: dict[str, int], seed: int, scene_index: int, errors: dict[str, str]) -> list[Sample]:
+    """Up to quota samples per skill for one scene; a skill that raises is recorded in `errors` and skipped."""
+    skill_order = sorted(SKILLS)
+    samples: list[Sample] = []
+    for skill_name, quota in quotas.items():
+        if quota <= 0:
+            continue
+        rng = np.random.default_rng([seed, scene_index, skill_order.index(skill_name)])
+        try:
+            samples += list(itertools.islice(get_skill(skill_name).generate(ctx, rng), quota))
+        except Exception as error:  # one broken skill on one scene must not stop the run; it is reported
+            errors[skill_name] = f"{type(error).__name__}: {error}"
+    return samples
+
+
+def estimate_tokens(sample: Sample, video_frame_size: tuple[int, int] = (448, 448)) -> int:
+    """Rough prompt + answer length in Qwen2.5-VL tokens: 4 characters per text token, 28x28 pixels per visual token."""
+    text = sum(len(t.value) for t in sample.conversations) // 4
+    if sample.modality == "video":
+        frames = len(sample.meta_info.get("frame_ids") or [0] * 32)
+        per_frame = video_frame_size[0] * video_frame_size[1] // IMAGE_TOKEN_PIXELS
+        return text + per_frame * max(frames // 2, 1)  # Qwen2.5-VL merges 2 frames per temporal patch
+    visual = 0
+    for media in sample.images:
+        with Image.open(io.BytesIO(media.bytes)) as image:  # reads the header only
+            visual += image.width * image.height // IMAGE_TOKEN_PIXELS
+    return text + visual
+
+
+def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] | None = None) -> dict:
+    """Generate this shard; returns its manifest (also written next to the shard)."""
+    unknown = [s for s in config.recipe.weights if s not in SKILLS]
+    if unknown:
+        raise ValueError(f"recipe {config.recipe.name}: skills.{unknown[0]}: unknown skill; known skills: {', '.join(sorted(SKILLS))}")
+    if not 0 <= config.shard_index < config.num_shards:
+        raise ValueError(f"--shard-index {config.shard_index} must be in [0, {config.num_shards})")
+    folders = list_scenes(config.scenes)
+    name = shard_name(config.shard_index, config.num_shards)
+    parts = config.out / PARTS_DIR / name
+    shard_path, manifest_path = config.out / f"{name}.parquet", config.out / f"{name}.manifest.json"
+    fingerprint = config.fingerprint()
+    if manifest_path.is_file() and not config.resume:
+        raise ValueError(f"{manifest_path}: this shard exists; pass --resume to continue it or choose another --out")
+    stamp = parts / "run.json"
+    if stamp.is_file() and json.loads(stamp.read_text())["fingerprint"] != fingerprint:
+        raise ValueError(f"{stamp}: fingerprint: parts from another recipe, n, seed or vst version; choose another --out")
+    parts.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, {"fingerprint": fingerprint})
+
+    totals = config.recipe.quotas(config.n)
+    mine = [(j, folder) for j, folder in enumerate(folders) if j % config.num_shards == config.shard_index]
+    part_paths, skipped, skill_errors = [], {}, {}
+    for scene_index, folder in mine:
+        part, record_path = parts / f"{folder.name}.parquet", parts / f"{folder.name}.json"
+        if record_path.is_file():  # finished before an interruption: keep it
+            record = json.loads(record_path.read_text())
+        else:
+            record = _generate_part(config, folder, scene_index, len(folders), totals, part)
+            write_json(record_path, record)
+        if record.get("skipped"):
+            skipped[folder.name] = record["skipped"]
+        else:
+            part_paths.append(part)
+        skill_errors.update({f"{folder.name}/{k}": v for k, v in record.get("skill_errors", {}).items()})
+        if on_scene:
+            on_scene(folder.name, record.get("rows", 0), record.get("skipped"))
+    rows = concatenate(part_paths, shard_path)
+    manifest = _manifest(config, fingerprint, shard_path, part_paths, totals, skipped, skill_errors, rows)
+    write_json(manifest_path, manifest)
+    return manifest
+
+
+def _generate_part(config: EngineConfig, folder: Path, scene_index: int, scene_count: int, totals: dict[str, int], part: Path) -> dict:
+    try:
+        scene = Scene.load(folder)
+    except SceneError as error:
+        return {"skipped": str(error), "rows": 0}
+    ctx = SceneContext(scene, folder, {**config.recipe.options, **config.options})
+    errors: dict[str, str] = {}
+    samples = generate_scene_samples(ctx, scene_quotas(totals, scene_index, scene_count), config.seed, scene_index, errors)
+    rows = write_samples(part, samples)
+    stats = {"skills": dict(Counter(s.skill for s in samples)), "answer_types": dict(Counter(s.answer.get("type", "") for s in samples)),
+             "tokens": sum(estimate_tokens(s) for s in samples), "letters": _letters(samples)}
+    return {"rows": rows, "skill_errors": errors, **stats}
+
+
+def _letters(samples: list[Sample]) -> dict[str, dict[str, int]]:
+    letters: dict[str, Counter] = {}
+    for sample in samples:
+        if sample.answer.get("type") == "mc":
+            letters.setdefault(sample.skill, Counter())[sample.answer["value"]] += 1
+    return {skill: dict(sorted(counter.items())) for skill, counter in letters.items()}
+
+
+def _manifest(config, fingerprint, shard_path, part_paths, totals, skipped, skill_errors, rows) -> dict:
+    skills, answer_types, letters, tokens = Counter(), Counter(), {}, 0
+    for part in part_paths:
+        record = json.loads(part.with_suffix(".json").read_text())
+        skills.update(record["skills"])
+        answer_types.update(record["answer_types"])
+        tokens += record["tokens"]
+        for skill, counts in record["letters"].items():
+            letters.setdefault(skill, Counter()).update(counts)
+    return {
+        "shard": shard_path.name, "rows": rows, "fingerprint": fingerprint, "vst_version": __version__, "seed": config.seed,
+        "n_requested": config.n, "recipe": {"name": config.recipe.name, "weights": config.recipe.weights, "min_fraction": config.recipe.min_fraction},
+        "options": config.options, "shard_index": config.shard_index, "num_shards": config.num_shards,
+        "scenes": sorted(p.stem for p in part_paths), "skipped_scenes": skipped, "skill_errors": skill_errors,
+        "requested_per_skill": {k: v for k, v in totals.items()}, "counts_per_skill": dict(sorted(skills.items())),
+        "counts_per_answer_type": dict(sorted(answer_types.items())), "letters_per_skill": {k: dict(sorted(v.items())) for k, v in sorted(letters.items())},
+        "token_estimate": tokens,
+    }

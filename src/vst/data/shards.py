@@ -1,0 +1,88 @@
+"""Parquet shards in VST's schema: one writer, one reader, atomic files, per-scene parts for resume.
+
+A shard `shard-00003-of-00008.parquet` is assembled from per-scene parts in `.parts/shard-00003-of-00008/`. Each
+part is written to a temporary name and renamed, so an interrupted run leaves only whole parts; `--resume`
+keeps them and generates the rest. The shard and then its manifest are written last. Images are encoded bytes
+(JPEG; a video is its mp4 bytes in images[0], as VST stores them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vst.data.sample import Sample
+from vst.scene.types import atomic_write_text
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("data_source", pa.string()),
+        ("type", pa.string()),
+        ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
+        ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+        ("meta_info", pa.string()),
+        ("skill", pa.string()),
+        ("modality", pa.string()),
+        ("answer", pa.string()),
+        ("reward", pa.string()),
+    ]
+)
+ROW_GROUP_SIZE = 64  # rows carry images: keep row groups small enough to stream
+
+
+def shard_name(index: int, count: int) -> str:
+    return f"shard-{index:05d}-of-{count:05d}"
+
+
+def write_samples(path: str | Path, samples: Iterable[Sample]) -> int:
+    """Write samples to `path` atomically; returns the row count."""
+    return write_table(path, pa.Table.from_pylist([s.to_row() for s in samples], schema=SCHEMA))
+
+
+def write_table(path: str | Path, table: pa.Table) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, temp, row_group_size=ROW_GROUP_SIZE, compression="zstd")
+    os.replace(temp, path)
+    return table.num_rows
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """Read a shard (ours or a released VST parquet); missing vst columns are added empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        table = pq.read_table(path)
+    except pa.ArrowInvalid as error:
+        raise ValueError(f"{path}: not a parquet file ({error})") from None
+    missing = [name for name in ("id", "conversations") if name not in table.column_names]
+    if missing:
+        raise ValueError(f"{path}: {missing[0]}: missing column (expected VST's schema: {', '.join(SCHEMA.names[:6])})")
+    return table
+
+
+def read_samples(paths: str | Path | Iterable[str | Path]) -> Iterator[Sample]:
+    """Samples from one or more parquet files, in order; rows of released VST data load unchanged."""
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        table = read_table(path)
+        for batch in table.to_batches(max_chunksize=ROW_GROUP_SIZE):
+            for index, row in enumerate(batch.to_pylist()):
+                yield Sample.from_row(row, f"{path}: row {index}")
+
+
+def concatenate(parts: list[Path], out: Path) -> int:
+    tables = [pq.read_table(part, schema=SCHEMA) for part in parts]
+    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    return write_table(out, table)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")

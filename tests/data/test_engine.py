@@ -1,0 +1,147 @@
+"""The data engine end to end on small procedural scenes: shards, determinism, resume, bad scenes, readers."""
+
+import hashlib
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vst.data.engine import EngineConfig, run
+from vst.data.formats import from_llava, from_verl, to_llava, to_verl
+from vst.data.inspect import preview_html, shard_stats
+from vst.data.recipes import Recipe, load_recipe
+from vst.data.sample import Sample
+from vst.data.shards import read_samples
+from vst.scene.generate import generate_scenes
+
+DEPTH_ONLY = Recipe("depth-only", {"si_depth_comparison": 1.0})
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory, small_config):
+    folder = tmp_path_factory.mktemp("scenes")
+    generate_scenes(folder, 3, seed=1, config=small_config)
+    return folder
+
+
+def config(scenes, out, **kwargs):
+    return EngineConfig(**{"scenes": scenes, "out": out, "recipe": DEPTH_ONLY, "n": 24, "seed": 0, **kwargs})
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_shard_loads_with_datasets_and_counts_match(scenes, tmp_path):
+    manifest = run(config(scenes, tmp_path))
+    shard = tmp_path / manifest["shard"]
+    import datasets
+
+    rows = datasets.load_dataset("parquet", data_files=str(shard), split="train")
+    assert len(rows) == manifest["rows"] == manifest["counts_per_skill"]["si_depth_comparison"] > 0
+    assert set(rows.column_names) >= {"id", "data_source", "type", "conversations", "images", "meta_info", "skill", "modality", "answer", "reward"}
+    assert len(set(rows["id"])) == len(rows)
+    assert manifest["token_estimate"] > 0 and manifest["scenes"] and not manifest["skipped_scenes"]
+
+
+def test_same_seed_same_bytes_and_resume_equals_uninterrupted(scenes, tmp_path):
+    first = run(config(scenes, tmp_path / "a"))
+    run(config(scenes, tmp_path / "b"))
+    shard_a, shard_b = tmp_path / "a" / first["shard"], tmp_path / "b" / first["shard"]
+    assert digest(shard_a) == digest(shard_b)
+    # simulate a kill after the first scene: later parts, the shard and its manifest are gone
+    parts = sorted((tmp_path / "b" / ".parts").rglob("*.json"))
+    for record in [p for p in parts if p.name != "run.json"][1:]:
+        record.unlink()
+        record.with_suffix(".parquet").unlink()
+    shard_b.unlink()
+    (tmp_path / "b" / first["shard"].replace(".parquet", ".manifest.json")).unlink()
+    resumed = run(config(scenes, tmp_path / "b", resume=True))
+    assert digest(shard_b) == digest(shard_a) and resumed["rows"] == first["rows"]
+
+
+def test_existing_shard_needs_resume(scenes, tmp_path):
+    run(config(scenes, tmp_path))
+    with pytest.raises(ValueError, match="pass --resume"):
+        run(config(scenes, tmp_path))
+    with pytest.raises(ValueError, match="fingerprint"):
+        run(config(scenes, tmp_path, seed=5, resume=True))
+
+
+def test_bad_scene_is_skipped_and_reported(scenes, tmp_path):
+    broken = tmp_path / "scenes"
+    shutil.copytree(scenes, broken)
+    scene_file = sorted(broken.glob("*/scene.json"))[0]
+    data = json.loads(scene_file.read_text())
+    data["objects"][0]["box"]["size"] = [1, -1, 1]
+    scene_file.write_text(json.dumps(data))
+    manifest = run(config(broken, tmp_path / "out"))
+    assert list(manifest["skipped_scenes"]) == [scene_file.parent.name]
+    assert "objects[0].box.size: sizes must be >= 0" in manifest["skipped_scenes"][scene_file.parent.name]
+    assert manifest["rows"] > 0
+
+
+def test_shards_partition_the_scenes(scenes, tmp_path):
+    whole = run(config(scenes, tmp_path / "one"))
+    ids = set()
+    for index in range(2):
+        manifest = run(config(scenes, tmp_path / "two", shard_index=index, num_shards=2))
+        ids |= {s.id for s in read_samples(tmp_path / "two" / manifest["shard"])}
+    assert ids == {s.id for s in read_samples(tmp_path / "one" / whole["shard"])}
+
+
+def test_released_vst_row_loads_through_the_same_reader(tmp_path):
+    row = {  # the released vst_500k schema: no vst columns, <|image_pad|>, meta_info a JSON string
+        "id": "mi_camera_motion_000001", "data_source": "scannet", "type": "mi_camera_motion",
+        "conversations": [{"from": "human", "value": "<|image_pad|><|image_pad|>Did the camera move left or right?"}, {"from": "gpt", "value": "Left"}],
+        "images": [{"bytes": b"\xff\xd8jpeg-1", "path": "a.jpg"}, {"bytes": b"\xff\xd8jpeg-2", "path": "b.jpg"}],
+        "meta_info": json.dumps([{"height": -1, "width": -1}]),
+    }
+    path = tmp_path / "vst_500k.parquet"
+    pq.write_table(pa.Table.from_pylist([row]), path)
+    (sample,) = list(read_samples(path))
+    assert sample.modality == "multi" and sample.skill == "mi_camera_motion" and sample.response == "Left"
+    assert sample.question.count("<|image_pad|>") == 2 and sample.images[1].path == "b.jpg"
+    legacy = Sample.from_row({**row, "conversations": [{"from": "human", "value": "<video>\nHow many chairs?"}, {"from": "gpt", "value": "3"}], "type": "video"})
+    assert legacy.modality == "video" and legacy.question.startswith("<|video_pad|>")
+    with pytest.raises(ValueError, match="conversations"):
+        Sample.from_row({"id": "x", "conversations": "oops"})
+
+
+def test_llava_and_verl_round_trips(scenes, tmp_path):
+    manifest = run(config(scenes, tmp_path))
+    samples = list(read_samples(tmp_path / manifest["shard"]))
+    back = from_llava(to_llava(samples, tmp_path / "llava"))
+    assert [(s.id, s.question, s.response, s.answer, s.images[0].bytes) for s in back] == [(s.id, s.question, s.response, s.answer, s.images[0].bytes) for s in samples]
+    rows = to_verl(samples, tmp_path / "rl.parquet")
+    assert rows == len(samples)
+    restored = from_verl(tmp_path / "rl.parquet")
+    assert [(s.id, s.answer, s.reward) for s in restored] == [(s.id, s.answer, s.reward) for s in samples]
+    table = pq.read_table(tmp_path / "rl.parquet")
+    assert {"prompt", "reward_model", "problem", "answer", "images"} <= set(table.column_names)
+
+
+def test_stats_and_preview(scenes, tmp_path):
+    manifest = run(config(scenes, tmp_path))
+    shard = tmp_path / manifest["shard"]
+    stats = shard_stats([shard])
+    assert stats["rows"] == manifest["rows"] and stats["skills"] == manifest["counts_per_skill"]
+    letters = stats["letters"]["si_depth_comparison"]
+    assert sum(letters.values()) == stats["answer_types"].get("mc", 0)
+    page = preview_html([shard], tmp_path / "p.html", n=5).read_text()
+    assert page.count('class="card"') == 5 and "data:image/jpeg;base64," in page
+
+
+def test_recipe_quotas_and_errors(tmp_path):
+    recipe = load_recipe("vst-p")
+    quotas = recipe.quotas(2000)
+    assert len(quotas) == 19 and min(quotas.values()) >= 9  # min_fraction keeps rare video skills present
+    assert quotas["si_3d_detection"] > quotas["si_depth_comparison"] > quotas["video_route_plan"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("skills:\n  si_depth_comparison: -1\n")
+    with pytest.raises(ValueError, match="bad.yaml: skills.si_depth_comparison: weight must be a number >= 0"):
+        load_recipe(str(bad))
+    with pytest.raises(ValueError, match="unknown recipe"):
+        load_recipe("nope")
