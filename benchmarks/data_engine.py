@@ -1,0 +1,84 @@
+"""Data-engine throughput: samples/s for a recipe, end to end, beside the render + encode floor of the same scenes.
+
+    python benchmarks/data_engine.py                      # default recipe vst-p, 4 scenes, 1000 samples
+    python benchmarks/data_engine.py --scenes 8 --n 2000 --recipe vst-p
+
+Measured in one process, in this order and on the same scenes:
+  floor      rendering + encoding of the scenes' frames (what `vst scenes generate` spends), frames/s
+  engine     scenes on disk -> parquet shard (`vst data generate`), samples/s
+  end2end    (scene generation + engine) -> samples/s over both
+It also prints where engine time goes per skill (seconds), then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from vst.data.engine import EngineConfig, run
+from vst.data.recipes import load_recipe
+from vst.scene.generate import generate_scenes
+
+
+def timed_skills() -> dict[str, float]:
+    """Wrap every registered skill so the time spent inside its generator is accumulated per skill."""
+    from vst.data.skills import SKILLS
+    from vst.data.skills.registry import Skill
+
+    spent: dict[str, float] = defaultdict(float)
+    for name, skill in list(SKILLS.items()):
+        def generate(ctx, rng, _inner=skill.generate, _name=name):
+            iterator = _inner(ctx, rng)
+            while True:
+                start = time.perf_counter()
+                try:
+                    sample = next(iterator)
+                except StopIteration:
+                    spent[_name] += time.perf_counter() - start
+                    return
+                spent[_name] += time.perf_counter() - start
+                yield sample
+
+        SKILLS[name] = Skill(skill.name, skill.vst_skill, skill.modality, generate)
+    return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenes", type=int, default=4)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--recipe", default="vst-p")
+    args = parser.parse_args()
+    recipe = load_recipe(args.recipe)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        start = time.perf_counter()
+        scenes = generate_scenes(folder / "scenes", args.scenes, seed=123)
+        scene_seconds = time.perf_counter() - start
+        spent = timed_skills()
+        start = time.perf_counter()
+        manifest = run(EngineConfig(scenes=folder / "scenes", out=folder / "shards", recipe=recipe, n=args.n, seed=0))
+        engine_seconds = time.perf_counter() - start
+    samples = manifest["rows"]
+    results = {
+        "floor_frames_per_s": round(scenes.frames / scene_seconds, 1),
+        "engine_samples_per_s": round(samples / engine_seconds, 1),
+        "end_to_end_samples_per_s": round(samples / (scene_seconds + engine_seconds), 1),
+        "samples": samples, "frames": scenes.frames, "scene_seconds": round(scene_seconds, 2), "engine_seconds": round(engine_seconds, 2),
+        "skill_seconds": {k: round(v, 3) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])},
+    }
+    print(f"recipe {recipe.name}: {samples} samples from {args.scenes} scenes ({scenes.frames} frames)")
+    print(f"  floor: render + encode         {results['floor_frames_per_s']:8.1f} frames/s  ({scene_seconds:.1f} s)")
+    print(f"  engine: scenes -> shard        {results['engine_samples_per_s']:8.1f} samples/s ({engine_seconds:.1f} s)")
+    print(f"  end to end                     {results['end_to_end_samples_per_s']:8.1f} samples/s")
+    print(f"  skill generator time (s): {results['skill_seconds']}")
+    print(f"  engine time outside skills (s): {engine_seconds - sum(spent.values()):.2f} (shard writing, scene loading)")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
