@@ -73,7 +73,7 @@ def preview_html(paths: Iterable[str | Path], out: str | Path, n: int = 24, seed
     page = (
         "<!doctype html><meta charset=utf-8><title>vst data preview</title><style>"
         "body{font-family:sans-serif;background:#f4f4f4} .card{background:#fff;margin:10px;padding:10px;display:inline-block;"
-        "vertical-align:top;width:680px;border-radius:6px} img,video{margin:2px} .q{white-space:normal} pre{font-size:11px}"
+        "vertical-align:top;width:640px;border-radius:6px} img,video{margin:2px} .q{white-space:normal} pre{font-size:11px}"
         f"</style><h1>vst data preview: {len(chosen)} of {len(samples)} samples</h1>" + "".join(cards)
     )
     out = Path(out)
