@@ -1,7 +1,14 @@
 """VST-P skills. Importing this package registers every skill module in `SKILLS` (registration is explicit
 Python, not configuration strings)."""
 
-from vst.data.skills import si_depth  # noqa: F401  (registers skills on import)
+from vst.data.skills import (  # noqa: F401  (each module registers its skills on import)
+    mi_detection,
+    si_depth,
+    si_detection,
+    video_counting,
+    video_measurement,
+    video_relations,
+)
 from vst.data.skills.registry import SKILLS, Skill, get_skill, register_skill
 
 __all__ = ["SKILLS", "Skill", "get_skill", "register_skill"]
