@@ -88,6 +88,18 @@ def test_upright_box_seen_by_level_camera_has_zero_vst_angles():
     assert np.isclose(abs(yaw), 30 / 180) and np.isclose(pitch, 0) and np.isclose(roll, 0)
 
 
+def test_vst9_canonical_angles_for_an_object_facing_the_camera():
+    camera = g.look_at([0, -3, 1.0], [0, 0, 1.0])
+    facing = g.Box(np.array([0.0, 0.0, 0.45]), np.array([0.5, 0.4, 0.9]), g.rotation_z(np.radians(180 + 20)))
+    canonical = g.box_to_vst9(g.box_in_camera(facing, camera))
+    raw = g.box_to_vst9(g.box_in_camera(facing, camera), canonical=False)
+    assert np.isclose(canonical[6], 0) and np.isclose(canonical[8], 0) and np.isclose(abs(canonical[7]), 20 / 180)
+    assert np.isclose(abs(raw[6]), 1) and np.isclose(abs(raw[8]), 1)  # scipy's xyz split without the symmetry
+    for values in (canonical, raw):  # both describe the same solid
+        corners = g.box_corners(g.vst9_to_box(values))
+        assert np.allclose(np.sort(corners, axis=0), np.sort(g.box_corners(g.box_in_camera(facing, camera)), axis=0))
+
+
 @given(boxes)
 def test_vst9_round_trip_through_corners(box):
     back = g.vst9_to_box(g.box_to_vst9(box))

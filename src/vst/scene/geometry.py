@@ -10,6 +10,7 @@ shapes and raises `ValueError` naming the expected shape.
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -20,6 +21,9 @@ from scipy.spatial.transform import Rotation
 # camera), z = depth. vst boxes in the world are x = width, y = depth (front), z = up. This matrix maps VST-box
 # axes to vst-box axes (columns): VST x -> x, VST y -> -z, VST z -> y. It is a proper rotation (det +1).
 VST_AXES_TO_BOX = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+# Half turns about a box's own axes map the box onto itself.
+BOX_HALF_TURNS = (np.eye(3), np.diag([1.0, -1.0, -1.0]), np.diag([-1.0, 1.0, -1.0]), np.diag([-1.0, -1.0, 1.0]))
 
 # Corner k of a box has sign (-1 or +1) per axis given by this table; edges join corners that differ in one sign.
 CORNER_SIGNS = np.array(list(itertools.product((-1.0, 1.0), repeat=3)))
@@ -175,16 +179,25 @@ def box_in_camera(box: Box | Sequence, cam_to_world) -> Box:
     return Box(world_to_cam[:3, :3] @ center + world_to_cam[:3, 3], size, world_to_cam[:3, :3] @ rotation)
 
 
-def box_to_vst9(box_camera: Box | Sequence) -> np.ndarray:
+def box_to_vst9(box_camera: Box | Sequence, canonical: bool = True) -> np.ndarray:
     """A camera-frame vst box -> VST's answer `[x, y, z, sx, sy, sz, pitch, yaw, roll]` (9,).
 
     VST (paper.md §2.4) uses Omni3D box axes (x width, y height, z depth) and
-    `Rotation.from_matrix(R_box->cam).as_euler('xyz', degrees=True) / 180`. Rounding is left to the caller.
+    `Rotation.from_matrix(R_box->cam).as_euler('xyz', degrees=True) / 180`. scipy keeps the middle (yaw) angle in
+    [-90, 90] degrees, so an upright object turned away by more than 90 degrees comes out with pitch and roll near
+    +-1. A box is the same solid after a half turn about any of its axes, so with `canonical` the equivalent
+    rotation with the smallest angles is used: upright furniture always gets pitch = roll = 0. The box (its
+    corners, and any IoU) is unchanged. Rounding is left to the caller.
     """
     center, size, rotation = as_box(box_camera)
     vst_rotation = rotation @ VST_AXES_TO_BOX
     vst_size = np.abs(VST_AXES_TO_BOX.T @ size)
-    return np.concatenate([center, vst_size, matrix_to_euler(vst_rotation) / 180.0])
+    candidates = [vst_rotation @ symmetry for symmetry in (BOX_HALF_TURNS if canonical else BOX_HALF_TURNS[:1])]
+    with warnings.catch_warnings():  # scipy warns about gimbal lock at yaw = +-90 degrees; the angles are still valid
+        warnings.simplefilter("ignore", UserWarning)
+        angles = [matrix_to_euler(candidate) for candidate in candidates]
+    best = min(range(len(angles)), key=lambda i: (np.round(np.abs(angles[i]).max(), 9), i))
+    return np.concatenate([center, vst_size, angles[best] / 180.0])
 
 
 def vst9_to_box(values) -> Box:
