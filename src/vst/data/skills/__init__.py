@@ -7,7 +7,10 @@ from vst.data.skills import (  # noqa: F401  (each module registers its skills o
     si_detection,
     video_counting,
     video_measurement,
+    video_others,
     video_relations,
+    video_route,
+    video_spatiotemporal,
 )
 from vst.data.skills.registry import SKILLS, Skill, get_skill, register_skill
 
