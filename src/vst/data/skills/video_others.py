@@ -23,8 +23,8 @@ import numpy as np
 from vst.data.context import SceneContext
 from vst.data.sample import Sample
 from vst.data.skills.registry import register_skill
-from vst.data.skills.video_spatiotemporal import (
-    VIDEO_PREFIX, first_appearances, format_seconds, numeric_prompt, object_name, seen_unique_objects, video_fps, video_frames)
+from vst.data.skills.video_spatiotemporal import first_appearances, format_seconds, seen_unique_objects
+from vst.data.video import PRE_PROMPT, numeric_prompt, object_name, video_fps, video_frames
 from vst.scene.types import Frame
 
 SKILL = "video_others"
@@ -109,7 +109,7 @@ def _map_sample(ctx, frames, first, objects, rotation, snapped, heading_margin, 
             "cell_edge_m": np.round(edge, 3).tolist(),
             "margin_m": round(float(edge.min()), 3)}
     answer = {"type": "map", "value": value}
-    return ctx.sample(SKILL, f"{VIDEO_PREFIX}\n{question}", json.dumps(value), answer, {"fn": "map"},
+    return ctx.sample(SKILL, f"{PRE_PROMPT}\n{question}", json.dumps(value), answer, {"fn": "map"},
                       [ctx.video_media(frames, video_fps(ctx, frames))], meta, "video", "video")
 
 

@@ -27,8 +27,8 @@ from vst.data.choices import LetterBalancer, multiple_choice
 from vst.data.context import SceneContext
 from vst.data.sample import Sample
 from vst.data.skills.registry import register_skill
-from vst.data.skills.video_spatiotemporal import (
-    choice_prompt, first_appearances, object_name, seen_unique_objects, video_fps, video_frames)
+from vst.data.skills.video_spatiotemporal import first_appearances, seen_unique_objects
+from vst.data.video import choice_prompt, object_name, video_fps, video_frames
 from vst.scene.cameras import GRID_RESOLUTION, FreeSpace
 from vst.scene.geometry import point_box_distance
 from vst.scene.types import ObjectInstance
@@ -293,7 +293,7 @@ def generate(ctx: SceneContext, rng: np.random.Generator) -> Iterator[Sample]:
                 "path_xy": np.round(route.points, 3).tolist(), "turns": correct, "turn_changes_deg": changes,
                 "straight_changes_deg": [round(x, 2) for x in route.straight_changes_deg],
                 "margin_deg": round(route_margin_deg(route), 2)}
-        yield ctx.sample(SKILL, choice_prompt(choice, question), choice.letter, choice.answer, {"fn": "multiple_choice"},
+        yield ctx.sample(SKILL, choice_prompt(question, choice), choice.letter, choice.answer, {"fn": "multiple_choice"},
                          [ctx.video_media(frames, video_fps(ctx, frames))], meta, "video", "video")
         emitted += 1
         if emitted >= MAX_SAMPLES:

@@ -11,8 +11,8 @@ Emits `video_spatiotemporal` (VST type `video`) in three forms, VSI-Bench prompt
 Times are stated in seconds from the first frame, restricted to multiples of `TIME_STEP_S` (the frame nearest each
 multiple, within half a frame, stands for it), so a model that samples the video at 2 fps (VST's SFT setting,
 paper.md §2.5) has the frame. Referents are unique in the
-scene and seen in the video. The helpers at the top (`video_frames`, `first_appearances`, `numeric_prompt`,
-`choice_prompt`) are shared by the other video modules.
+scene and seen in the video. `first_appearances` and `seen_unique_objects` are shared
+with the route and others modules; prompts and frames come from `vst.data.video`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from vst.data.context import SceneContext
 from vst.data.sample import Sample
 from vst.data.skills.registry import register_skill
 from vst.scene.geometry import point_box_distance
+from vst.data.video import choice_prompt, numeric_prompt, object_name, video_fps, video_frames
 from vst.scene.types import Frame, ObjectInstance
 
 SKILL = "video_spatiotemporal"
-VIDEO_PREFIX = "These are frames of a video."
-NUMERIC_INSTRUCTION = "Please answer the question using a single word or phrase."
 MIN_GAP_S = 1.0
 MIN_DISPLACEMENT_M = 0.3
 MIN_CAMERA_DISTANCE_M = 0.3
@@ -65,19 +64,6 @@ CAMERA_DISTANCE_TEMPLATES = [
 
 
 # -- helpers shared by the video skill modules ----------------------------------------------------------------
-def video_frames(ctx: SceneContext) -> list[Frame]:
-    """The scene's video frames ("video" sequence), ordered by timestamp."""
-    return sorted(ctx.frames("video"), key=lambda f: f.timestamp)
-
-
-def video_fps(ctx: SceneContext, frames: list[Frame]) -> float:
-    """Scene.fps, else the median frame rate of the timestamps."""
-    if ctx.scene.fps:
-        return float(ctx.scene.fps)
-    steps = np.diff([f.timestamp for f in frames])
-    return float(1.0 / np.median(steps)) if len(steps) and np.median(steps) > 0 else 1.0
-
-
 def first_appearances(ctx: SceneContext, frames: list[Frame]) -> dict[int, int]:
     """instance_id -> index into `frames` of the first frame where the object has >= ctx.min_pixels pixels."""
     first: dict[int, int] = {}
@@ -94,22 +80,8 @@ def seen_unique_objects(ctx: SceneContext, first: dict[int, int]) -> list[Object
     return [o for o in ctx.objects if ctx.unique_in_scene(o) and o.instance_id in first]
 
 
-def object_name(obj: ObjectInstance) -> str:
-    return obj.category.replace("_", " ")
-
-
 def format_seconds(seconds: float) -> str:
     return f"{round(seconds, 2):g}"
-
-
-def numeric_prompt(question: str) -> str:
-    """VSI-Bench numeric prompt: pre-prompt, question, single-word instruction (benchmarks.md §2.2)."""
-    return f"{VIDEO_PREFIX}\n{question}\n{NUMERIC_INSTRUCTION}"
-
-
-def choice_prompt(choice: Choice, question: str) -> str:
-    """VSI-Bench multiple-choice prompt: pre-prompt, then the Options block from `choices`."""
-    return f"{VIDEO_PREFIX}\n{choice.prompt(question)}"
 
 
 # -- filters ----------------------------------------------------------------------------------------------------
@@ -164,7 +136,7 @@ def _order_sample(ctx, frames, first, group, rng, balancer) -> Sample:
     meta = {"form": "appearance_order", "frame_ids": [frames[first[o.instance_id]].frame_id for o in group],
             "instance_ids": [o.instance_id for o in group], "first_appearance_s": [round(t, 3) for t in times],
             "order": correct, "margin_s": round(order_margin_s(times), 3)}
-    return ctx.sample(SKILL, choice_prompt(choice, question), choice.letter, choice.answer, {"fn": "multiple_choice"},
+    return ctx.sample(SKILL, choice_prompt(question, choice), choice.letter, choice.answer, {"fn": "multiple_choice"},
                       [ctx.video_media(frames, video_fps(ctx, frames))], meta, "video", "video")
 
 
