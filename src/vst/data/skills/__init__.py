@@ -2,7 +2,10 @@
 Python, not configuration strings)."""
 
 from vst.data.skills import (  # noqa: F401  (each module registers its skills on import)
+    mi_cameras,
+    mi_correspondence,
     mi_detection,
+    mi_relations,
     si_depth,
     si_detection,
     video_counting,
