@@ -2,12 +2,15 @@
 Python, not configuration strings)."""
 
 from vst.data.skills import (  # noqa: F401  (each module registers its skills on import)
+    captions,
     mi_cameras,
     mi_correspondence,
     mi_detection,
     mi_relations,
     si_depth,
     si_detection,
+    si_distance,
+    si_measurement,
     video_counting,
     video_measurement,
     video_others,
