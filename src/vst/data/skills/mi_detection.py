@@ -19,6 +19,7 @@ import numpy as np
 
 from vst.data.context import SceneContext
 from vst.data.sample import Sample
+from vst.data.skills.mi_correspondence import view_pairs
 from vst.data.skills.registry import register_skill
 from vst.data.skills.si_detection import (
     ATTEMPTS_PER_FRAME,
@@ -32,7 +33,6 @@ from vst.data.skills.si_detection import (
 from vst.scene.types import Frame
 
 SKILL = "mi_3d_detection"
-VIEWS = 2
 
 TEMPLATES = [
     "Detect the 3D bounding boxes of {categories} in the camera coordinate system of the first image",
@@ -43,15 +43,6 @@ TEMPLATES = [
 ]
 
 
-def view_pairs(ctx: SceneContext) -> list[list[Frame]]:
-    """The scene's view pairs: frames of each "pair-*" sequence, ordered by timestamp (first image first)."""
-    groups: dict[str, list[Frame]] = {}
-    for frame in ctx.frames("pair"):
-        groups.setdefault(frame.sequence, []).append(frame)
-    pairs = [sorted(frames, key=lambda f: f.timestamp) for _, frames in sorted(groups.items())]
-    return [frames for frames in pairs if len(frames) == VIEWS]
-
-
 def shared_labels(ctx: SceneContext, frames: list[Frame], groups: dict) -> list[str]:
     """Labels (among `groups`) with at least one instance passing the filter in every view."""
     return sorted(name for name, objs in groups.items() if any(all(passes(ctx, f, obj) for f in frames) for obj in objs))
@@ -59,7 +50,7 @@ def shared_labels(ctx: SceneContext, frames: list[Frame], groups: dict) -> list[
 
 @register_skill(SKILL, "3D Object Detection-MI", "multi")
 def generate(ctx: SceneContext, rng: np.random.Generator) -> Iterator[Sample]:
-    pairs = view_pairs(ctx)
+    pairs = [[first, second] for first, second, _ in view_pairs(ctx, rng)]  # view pairs and video frame pairs
     for index in rng.permutation(len(pairs)):
         frames = pairs[index]
         groups = detectable_categories(ctx, frames)

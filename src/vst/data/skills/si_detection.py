@@ -37,6 +37,7 @@ MIN_VISIBLE_FRAC = 0.3
 MIN_DEPTH_M = 0.1  # box centre in front of the camera by more than this
 MAX_CATEGORIES = 3
 ATTEMPTS_PER_FRAME = 4
+VIDEO_FRAME_STRIDE = 6  # every 6th video frame (1.5 s at 4 fps) also serves as a single image
 DECIMALS = 2
 
 DETECTION_TEMPLATES = [
@@ -205,9 +206,14 @@ def pick_categories(names: list[str], rng: np.random.Generator, first: str | Non
     return lead + [pool[i] for i in rng.choice(len(pool), size=count, replace=False)] if count else lead
 
 
+def single_images(ctx: SceneContext) -> list[Frame]:
+    """Stills, pair views and a stride of the video's frames: every distinct view a single-image question can use."""
+    return ctx.frames("still") + ctx.frames("pair") + ctx.frames("video")[::VIDEO_FRAME_STRIDE]
+
+
 @register_skill(DETECTION_SKILL, "3D Object Detection", "single")
 def generate_detection(ctx: SceneContext, rng: np.random.Generator) -> Iterator[Sample]:
-    frames = ctx.frames("still") + ctx.frames("pair")
+    frames = single_images(ctx)
     for index in rng.permutation(len(frames)):
         frame = frames[index]
         groups = detectable_categories(ctx, [frame])
@@ -238,7 +244,7 @@ def _referent(ctx: SceneContext, frame: Frame, obj: ObjectInstance, repeated: bo
 
 @register_skill(GROUNDING_SKILL, "3D Grounding", "single")
 def generate_grounding(ctx: SceneContext, rng: np.random.Generator) -> Iterator[Sample]:
-    frames = ctx.frames("still") + ctx.frames("pair")
+    frames = single_images(ctx)
     for index in rng.permutation(len(frames)):
         frame = frames[index]
         visible = [obj for obj in ctx.objects if is_visible(frame, obj)]
