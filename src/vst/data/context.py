@@ -10,18 +10,18 @@ import io
 from collections import Counter
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
 
 from vst.data.markers import Marker, draw_markers
 from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Media, Sample, Turn
-from vst.scene.capture import read_depth, read_instance_ids
+from vst.scene.capture import encode_jpeg, read_depth, read_instance_ids
 from vst.scene.types import Frame, ObjectInstance, Scene
 
 MIN_VISIBLE_FRAC = 0.3
 MIN_PIXELS_448 = 400
-JPEG_QUALITY = 90
 VIDEO_CRF = 23
 
 
@@ -37,6 +37,7 @@ class SceneContext:
         self._depth: dict[str, np.ndarray] = {}
         self._videos: dict[tuple[str, ...], bytes] = {}
         self._counters: Counter = Counter()
+        self._memo: dict[tuple, Any] = {}
 
     # -- buffers -------------------------------------------------------------------------------------------
     def image(self, frame: Frame) -> Image.Image:
@@ -90,11 +91,18 @@ class SceneContext:
         return [f for f in self.scene.frames if f.sequence.startswith(prefix) and f.image_path]
 
     # -- media ---------------------------------------------------------------------------------------------
+    def memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """A value derived from this scene, computed once (e.g. a resized frame's JPEG shared by several samples)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
     def image_media(self, frame: Frame, markers: list[Marker] | None = None) -> Media:
-        image = draw_markers(self.image(frame), markers) if markers else self.image(frame)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-        return Media(buffer.getvalue(), f"{self.scene.scene_id}/{frame.image_path}")
+        """The frame as JPEG bytes: the file itself when unmarked, else a marked copy re-encoded."""
+        path = f"{self.scene.scene_id}/{frame.image_path}"
+        if not markers:
+            return Media(self.memo(("file", frame.frame_id), lambda: (self.folder / frame.image_path).read_bytes()), path)
+        return Media(encode_jpeg(np.asarray(draw_markers(self.image(frame), markers))), path)
 
     def video_media(self, frames: list[Frame], fps: float) -> Media:
         """The frames as one H.264 mp4 (VST stores videos as mp4 bytes in images[0]); cached per frame list."""

@@ -16,18 +16,17 @@ truth would be ambiguous). Meta keeps the unrounded boxes, both intrinsics and t
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Iterator, Sequence
 
 import numpy as np
-from PIL import Image
 
-from vst.data.context import JPEG_QUALITY, SceneContext
+from vst.data.context import SceneContext
 from vst.data.fov import camera_prompt, resize_image, unify_intrinsics
 from vst.data.markers import MARKER_COLORS, Marker, draw_markers, pick_marker_point
 from vst.data.sample import Media, Sample
 from vst.data.skills.registry import register_skill
+from vst.scene.capture import encode_jpeg
 from vst.scene.geometry import box_in_camera, box_to_vst9
 from vst.scene.types import Frame, Intrinsics, ObjectInstance
 
@@ -150,16 +149,12 @@ def detection_media(ctx: SceneContext, frame: Frame, markers: Sequence[Marker] =
         return ctx.image_media(frame, list(markers)), frame.intrinsics, list(markers)
     shown = unify_intrinsics(frame.intrinsics)
     moved = [scale_marker(m, frame.intrinsics, shown) for m in markers]
-    image = resize_image(ctx.image(frame), shown.width, shown.height)
+    resized = ctx.memo(("unified", frame.frame_id), lambda: resize_image(ctx.image(frame), shown.width, shown.height))
     if moved:
-        image = draw_markers(image, moved)
-    return Media(_jpeg(image), f"{ctx.scene.scene_id}/{frame.image_path}"), shown, moved
-
-
-def _jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return buffer.getvalue()
+        data = encode_jpeg(np.asarray(draw_markers(resized, moved)))
+    else:  # several questions per frame share one encoded image
+        data = ctx.memo(("unified-jpeg", frame.frame_id), lambda: encode_jpeg(np.asarray(resized)))
+    return Media(data, f"{ctx.scene.scene_id}/{frame.image_path}"), shown, moved
 
 
 def boxes_sample(ctx: SceneContext, skill: str, frames: Sequence[Frame], objects: Sequence[ObjectInstance], question: str,
