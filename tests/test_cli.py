@@ -105,3 +105,34 @@ def test_groups_not_implemented_yet(group):
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.strip() == "0.1.0"
+
+
+def test_data_generate_stats_preview_export(tmp_path):
+    scenes = tmp_path / "scenes"
+    assert invoke("scenes", "generate", "--n", 2, "--out", scenes, *SMALL).exit_code == 0
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("name: small\nskills:\n  si_depth_comparison: 2\n  mi_camera_motion: 1\n  video_counting: 1\n")
+    result = invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--n", 30, "--out", tmp_path / "data")
+    assert result.exit_code == 0, result.output
+    shard = tmp_path / "data" / "shard-00000-of-00001.parquet"
+    manifest = json.loads((tmp_path / "data" / "shard-00000-of-00001.manifest.json").read_text())
+    assert manifest["rows"] > 0 and manifest["recipe"]["name"] == "small"
+    stats = invoke("data", "stats", shard, "--json")
+    assert stats.exit_code == 0 and json.loads(stats.output)["rows"] == manifest["rows"]
+    assert invoke("data", "preview", shard, "--n", 4, "--out", tmp_path / "p.html").exit_code == 0
+    assert (tmp_path / "p.html").read_text().count('class="card"') == min(4, manifest["rows"])
+    assert invoke("data", "export", shard, "--to", "llava", "--out", tmp_path / "llava").exit_code == 0
+    assert len(json.loads((tmp_path / "llava" / "data.json").read_text())) == manifest["rows"]
+    again = invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--n", 30, "--out", tmp_path / "data")
+    assert again.exit_code == 1 and "pass --resume" in again.output
+    unknown = invoke("data", "generate", "--scenes", scenes, "--recipe", "nope", "--out", tmp_path / "x")
+    assert unknown.exit_code == 1 and "unknown recipe 'nope'" in unknown.output
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path):
+    result = invoke("demo", "--out", tmp_path, "--n", 2, "--samples", 120)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "previews").glob("*.png"))) == 2
+    manifest = json.loads((tmp_path / "data" / "shard-00000-of-00001.manifest.json").read_text())
+    assert manifest["rows"] > 50 and (tmp_path / "data" / "preview.html").is_file()

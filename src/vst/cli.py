@@ -254,9 +254,13 @@ def data_export(
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
     n: Annotated[int, typer.Option("--n", min=1, help="Number of procedural scenes.")] = 4,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="VST-P samples to generate from the scenes.")] = 400,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """The main job on the embedded default. For now: generate procedural scenes and preview each one."""
+    """The main job on the embedded default. For now: procedural scenes -> previews -> VST-P shard -> data preview."""
+    from vst.data.engine import EngineConfig, run
+    from vst.data.inspect import preview_html
+    from vst.data.recipes import load_recipe
     from vst.scene.generate import generate_scenes
     from vst.scene.preview import show_scene
 
@@ -266,8 +270,14 @@ def demo(
         previews = out / "previews"
         for identifier in result.generated + result.skipped:
             show_scene(out / "scenes" / identifier, previews / f"{identifier}.png")
+        task = progress.add_task("samples", total=n)
+        config = EngineConfig(scenes=out / "scenes", out=out / "data", recipe=load_recipe("vst-p"), n=samples, seed=seed, resume=True)
+        manifest = run(config, lambda *_: progress.advance(task))
+        shard = out / "data" / manifest["shard"]
+        page = preview_html([shard], out / "data" / "preview.html", n=24, seed=seed)
     console.print(f"{len(result.generated) + len(result.skipped)} scenes -> {out / 'scenes'}; previews -> {previews}")
-    console.print("Data, training and evaluation stages join the demo as they land (see README).")
+    console.print(f"{manifest['rows']} samples over {len(manifest['counts_per_skill'])} skills -> {shard}; open {page} to check them by eye")
+    console.print("Training and evaluation stages join the demo as they land (see README).")
 
 
 def _not_implemented(name: str, what: str) -> typer.Typer:
