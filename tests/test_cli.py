@@ -109,7 +109,8 @@ def test_version():
 
 def test_data_generate_stats_preview_export(tmp_path):
     scenes = tmp_path / "scenes"
-    assert invoke("scenes", "generate", "--n", 2, "--out", scenes, *SMALL).exit_code == 0
+    result = invoke("scenes", "generate", "--n", 2, "--out", scenes, *SMALL)
+    assert result.exit_code == 0, result.output
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("name: small\nskills:\n  si_depth_comparison: 2\n  mi_camera_motion: 1\n  video_counting: 1\n")
     result = invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--n", 30, "--out", tmp_path / "data")

@@ -135,3 +135,19 @@ def test_triangulate_l_shape():
     assert len(triangles) == 4
     area = sum(g.polygon_area(polygon[list(triangle)]) for triangle in triangles)
     assert np.isclose(area, g.polygon_area(polygon))
+
+
+def test_renderers_keep_their_own_context():
+    # a second context created and released in between must not disturb the first renderer
+    scene = box_scene(2)
+    first = Renderer()
+    first.set_mesh(scene_mesh(scene))
+    frame = scene.frames[0]
+    before = first.render(frame.intrinsics, frame.pose)
+    other = Renderer()
+    other.set_mesh(scene_mesh(box_scene(7)))
+    other.render(frame.intrinsics, frame.pose)
+    other.release()
+    after = first.render(frame.intrinsics, frame.pose)
+    assert np.array_equal(before.instance_ids, after.instance_ids) and np.array_equal(before.depth, after.depth)
+    first.release()

@@ -13,7 +13,7 @@ EGL contexts are not fork-safe: create a `Renderer` inside each worker process.
 
 from __future__ import annotations
 
-import os
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,6 +195,18 @@ def create_context():
         ) from error
 
 
+def _with_context(method):
+    """Run a Renderer method with its own GL context current: with several standalone contexts in one process
+    (one per Renderer), GL calls otherwise go to whichever context was made current last."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.ctx:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Renderer:
     """Renders meshes from OpenCV cameras. Framebuffers are created per image size and reused."""
 
@@ -217,6 +229,7 @@ class Renderer:
         self._buffers: list = []
         self._query = self.ctx.query(samples=True)
 
+    @_with_context
     def set_mesh(self, mesh: Mesh) -> None:
         for buffer in self._buffers:
             buffer.release()
@@ -262,6 +275,7 @@ class Renderer:
         if "eye" in program:
             program["eye"].value = tuple(float(v) for v in cam_to_world[:3, 3])
 
+    @_with_context
     def render(self, intrinsics: Intrinsics, cam_to_world) -> RenderOutput:
         if self._vao is None:
             raise RuntimeError("Renderer.set_mesh() must be called before render()")
@@ -289,6 +303,7 @@ class Renderer:
         rgba = np.frombuffer(rgba_bytes, dtype=np.uint8).reshape(height, width, 4)
         return RenderOutput(rgb=rgba[..., :3], depth=depth.reshape(height, width), instance_ids=ids.reshape(height, width))
 
+    @_with_context
     def unoccluded_pixels(self, intrinsics: Intrinsics, cam_to_world, instance_ids) -> dict[int, int]:
         """Pixels each instance would cover in the image if drawn alone (for `visible_frac`).
 
