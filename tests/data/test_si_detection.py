@@ -178,11 +178,6 @@ def test_pick_categories_counts():
     assert pick_categories(["a"], rng, first="a") == ["a"]
 
 
-def test_same_rng_same_samples(chair_and_table):
-    for skill in ("si_3d_detection", "si_3d_grounding"):
-        assert rows(chair_and_table, skill, 5) == rows(chair_and_table, skill, 5)
-
-
 @pytest.mark.parametrize("skill", ["si_3d_detection", "si_3d_grounding"])
 def test_smoke_on_procedural_scene(rendered_scene, skill):
     scene, folder = rendered_scene

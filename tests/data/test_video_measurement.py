@@ -86,13 +86,6 @@ def test_touching_pairs_are_skipped(scene_builder, gap_m, asked):
     assert video_measurement.MIN_DISTANCE_M == 0.2
 
 
-def test_same_rng_same_samples(measured):
-    def rows():
-        return [{k: v for k, v in s.to_row().items() if k != "id"} for s in generate(measured, seed=5)]
-
-    assert rows() == rows()
-
-
 def test_rendered_scene_gives_samples(rendered_scene):
     scene, folder = rendered_scene
     samples = generate(SceneContext(scene, folder))

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vst.data.choices import Choice, LetterBalancer, multiple_choice
+from vst.data.choices import LetterBalancer, multiple_choice
 from vst.data.context import SceneContext
 from vst.data.sample import Sample
 from vst.data.skills.registry import register_skill
