@@ -1,0 +1,2 @@
+"""Evaluation: benchmark rows -> prompts -> model responses -> predictions.jsonl -> official scores -> reports.
+Never imports training code."""

@@ -1,0 +1,65 @@
+"""Benchmark registry. A benchmark is one module exposing the four functions below plus constants:
+
+    NAME: str                       registry name, e.g. "vsibench"
+    PROTOCOLS: tuple[str, ...]       "official" first (the default), then e.g. "vst"
+    ROW_FIELDS: tuple[str, ...]      native row fields every row (and predictions line) carries
+    CATEGORIES: tuple[str, ...]      official category names, in report order
+    load_rows(source, revision=None, limit=None) -> list[dict]     HF dataset id or local folder
+    build_prompt(row, protocol) -> Prompt                           text + media the model sees
+    score_item(row, response, protocol) -> ItemScore                parse and score one response
+    aggregate(items: list[ItemScore], protocol) -> Aggregate        official aggregation (percent)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+BENCHMARKS: dict[str, ModuleType] = {}
+
+
+@dataclass
+class Prompt:
+    text: str  # the user message; media placeholders are added by the model processor
+    images: list[Any] = field(default_factory=list)  # paths or bytes of images, in order
+    video: Any = None  # path or bytes of a video, or a list of frames
+    system: str | None = None
+
+
+@dataclass
+class ItemScore:
+    category: str  # official category of the item
+    score: float  # in [0, 1]
+    parsed: Any  # what was extracted from the response (None when unparsed)
+    unparsed: bool  # the response could not be parsed (scores 0, counted in n_unparsed)
+    group: str | None = None  # for circular evaluation: items sharing a group must all be right
+
+
+@dataclass
+class Aggregate:
+    overall: float  # percent
+    categories: dict[str, float]  # percent per official category
+
+
+def register_benchmark(module: ModuleType) -> ModuleType:
+    name = module.NAME
+    if name in BENCHMARKS:
+        raise ValueError(f"benchmark {name!r} is registered twice")
+    for attribute in ("PROTOCOLS", "ROW_FIELDS", "CATEGORIES", "load_rows", "build_prompt", "score_item", "aggregate"):
+        if not hasattr(module, attribute):
+            raise TypeError(f"benchmark module {module.__name__} lacks {attribute}")
+    BENCHMARKS[name] = module
+    return module
+
+
+def get_benchmark(name: str) -> ModuleType:
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark {name!r}; known benchmarks: {', '.join(sorted(BENCHMARKS))}")
+    return BENCHMARKS[name]
+
+
+def check_protocol(module: ModuleType, protocol: str) -> str:
+    if protocol not in module.PROTOCOLS:
+        raise ValueError(f"benchmark {module.NAME}: unknown protocol {protocol!r}; choose from {', '.join(module.PROTOCOLS)}")
+    return protocol

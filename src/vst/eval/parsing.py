@@ -1,0 +1,72 @@
+"""Answer extraction and metrics shared by benchmarks (and by RL rewards): written once, never per benchmark.
+
+Official extraction rules differ per benchmark and are kept in each benchmark module; the helpers here are the
+pieces several of them use. None of them raises on any text: a response that cannot be parsed gives None.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+# VSI-Bench's thresholds exactly as the official code builds them: int((0.95 - 0.5) / 0.05 + 2) == 10 values.
+MRA_THRESHOLDS = np.linspace(0.5, 0.95, int((0.95 - 0.5) / 0.05 + 2))
+THINK_END = "</think>"
+
+
+def strip_think(text: str) -> str:
+    """The answer part of a `<think>…</think> answer` response (text after the last `</think>`), stripped."""
+    text = text or ""
+    return text.rsplit(THINK_END, 1)[1].strip() if THINK_END in text else text.strip()
+
+
+def vsi_first_token(text: str) -> str:
+    """VSI-Bench's official fuzzy token: the first ' '-separated token, trailing '.' removed, stripped."""
+    return (text or "").split(" ")[0].rstrip(".").strip()
+
+
+def parse_float(token: str) -> float | None:
+    """float(token) for finite numbers, else None (no unit stripping, no comma decimals: official behaviour)."""
+    try:
+        value = float(token)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def first_number(text: str) -> float | None:
+    """The first number in free text ("about 3.5 meters" -> 3.5), or None. For lenient protocols only."""
+    match = re.search(r"-?\d+(?:\.\d+)?", text or "")
+    return float(match.group()) if match else None
+
+
+def mean_relative_accuracy(prediction: float | None, truth: float) -> float:
+    """VSI-Bench MRA: mean over thresholds t of [|p - g| / g <= 1 - t]; None, negative or non-finite -> 0.
+
+    Computed in float64 with `<=` as the official code does (so 2.7 vs 2 scores 0.3, not 0.4: 0.7/2 is
+    0.35000000000000003 in float64).
+    """
+    if prediction is None or not math.isfinite(prediction) or prediction < 0 or truth == 0:
+        return 0.0
+    relative_error = abs(prediction - truth) / truth
+    return float(np.mean(relative_error <= 1 - MRA_THRESHOLDS))
+
+
+def letter_in(text: str, letters: str = "ABCD") -> str | None:
+    """A lenient letter extraction for non-official protocols: '(B)', 'B.', ' B', 'b', 'The answer is B', 'B because…'.
+
+    Order: a bare letter (optionally in brackets or followed by '.', ':' or ')') at the start; then 'answer is X' /
+    'answer: X'; then a single isolated capital letter among `letters` anywhere. Returns an upper-case letter or None.
+    """
+    text = strip_think(text)
+    pattern = f"[{letters}{letters.lower()}]"
+    start = re.match(rf"^\s*[\(\[]?({pattern})(?:[\)\]\.:,]|\s|$)", text)
+    if start:
+        return start.group(1).upper()
+    stated = re.search(rf"answer\s*(?:is|:)?\s*[\(\[]?({pattern})\b", text, flags=re.IGNORECASE)
+    if stated:
+        return stated.group(1).upper()
+    isolated = set(re.findall(rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])", text))
+    return isolated.pop() if len(isolated) == 1 else None
