@@ -96,7 +96,7 @@ def test_missing_frame_file_via_show(tmp_path):
     assert result.exit_code == 1 and "frames[0].image_path: file not found" in result.output
 
 
-@pytest.mark.parametrize("group", ["train", "eval", "infer"])
+@pytest.mark.parametrize("group", ["train", "infer"])
 def test_groups_not_implemented_yet(group):
     result = invoke(group)
     assert result.exit_code == 2 and "not implemented yet" in result.output
@@ -137,3 +137,44 @@ def test_demo_runs_end_to_end(tmp_path):
     assert len(list((tmp_path / "previews").glob("*.png"))) == 2
     manifest = json.loads((tmp_path / "data" / "shard-00000-of-00001.manifest.json").read_text())
     assert manifest["rows"] > 50 and (tmp_path / "data" / "preview.html").is_file()
+
+
+def test_eval_run_score_and_report_with_an_openai_compatible_server(tmp_path, monkeypatch):
+    from tests.eval.test_backends import FakeServer
+
+    scenes, data = tmp_path / "scenes", tmp_path / "data"
+    assert invoke("scenes", "generate", "--n", 1, "--out", scenes, *SMALL).exit_code == 0
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("name: small\nskills:\n  si_depth_comparison: 1\n")
+    assert invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--n", 8, "--out", data).exit_code == 0
+    shard = data / "shard-00000-of-00001.parquet"
+    expected = min(5, json.loads((data / "shard-00000-of-00001.manifest.json").read_text())["rows"])
+    assert expected >= 2
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server = FakeServer()
+    try:
+        model = f"openai:{server.base_url}#fake-model"
+        args = ("eval", "run", "--model", model, "--benchmark", "vst-synth", "--source", shard, "--limit", 5, "--out", tmp_path / "run")
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        scores = json.loads((tmp_path / "run" / "scores.json").read_text())
+        assert scores["benchmark"] == "vst-synth" and scores["n"] == expected and set(scores) >= {"overall", "categories", "n_unparsed", "protocol"}
+        requests = len(server.requests)
+        assert requests == expected
+        assert invoke(*args).exit_code == 0 and len(server.requests) == requests  # resumed: nothing asked twice
+    finally:
+        server.close()
+    predictions = tmp_path / "run" / "predictions.jsonl"
+    rescored = invoke("eval", "score", "vst-synth", predictions)
+    assert rescored.exit_code == 0 and json.loads(rescored.output) == scores
+    refused = invoke("eval", "score", "cvbench", predictions)
+    assert refused.exit_code == 1 and "holds vst-synth predictions, not cvbench" in refused.output
+    report = invoke("eval", "report", tmp_path / "run" / "scores.json", "--out", tmp_path / "report.md")
+    assert report.exit_code == 0, report.output
+    assert "vst-synth" in (tmp_path / "report.md").read_text() and (tmp_path / "report.png").is_file()
+
+
+def test_eval_score_unknown_benchmark_lists_names(tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"response": "A"}\n')
+    result = invoke("eval", "score", "nope", tmp_path / "p.jsonl")
+    assert result.exit_code == 1 and "unknown benchmark 'nope'; known benchmarks: 3dsrbench, blink" in result.output

@@ -28,12 +28,13 @@ scenes_app = typer.Typer(help="3D scenes: generate procedural rooms, render fram
 app.add_typer(scenes_app, name="scenes")
 data_app = typer.Typer(help="Spatial QA data: scenes -> VST-P samples -> parquet shards; stats, preview, export.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+eval_app = typer.Typer(help="Benchmarks with official scoring: run a model, re-score predictions, report.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 console = Console(stderr=True)
 _state = {"debug": False}
 
 NOT_YET = {
     "train": "progressive training (SFT, CoT cold start, GRPO)",
-    "eval": "benchmark evaluation with official scoring",
     "infer": "inference: chat, 3D detection",
 }
 
@@ -247,6 +248,69 @@ def data_export(
         else:
             raise ValueError(f"--to: unknown format {to!r}; expected llava or verl")
     console.print(f"exported -> {result}")
+
+
+# -- eval -------------------------------------------------------------------------------------------------------
+@eval_app.command("score")
+def eval_score(
+    benchmark: Annotated[str, typer.Argument(help="Benchmark name, e.g. vsibench, cvbench, blink, mmsi, 3dsrbench.")],
+    predictions: Annotated[Path, typer.Argument(help="predictions.jsonl: native row fields plus `response`.")],
+    protocol: Annotated[str, typer.Option("--protocol", help="official (default) or the benchmark's other protocols, e.g. vst.")] = "official",
+) -> None:
+    """Re-score saved predictions with no model; prints {benchmark, protocol, overall, categories, n, n_unparsed}."""
+    from vst.eval.benchmarks import load_all
+    from vst.eval.predictions import score_file
+
+    with reporting_errors():
+        load_all()
+        result = score_file(benchmark, predictions, protocol)
+    typer.echo(json.dumps(result, indent=1))
+
+
+@eval_app.command("run")
+def eval_run(
+    model: Annotated[str, typer.Option("--model", help="openai:<base_url>#<model> for any OpenAI-compatible server; tiny or a checkpoint path once the training stage lands.")],
+    benchmark: Annotated[str, typer.Option("--benchmark", help="Benchmark name.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for predictions.jsonl and scores.json.")],
+    source: Annotated[Optional[str], typer.Option("--source", help="HF dataset id or local folder (default: the benchmark's dataset).")] = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Pin the HF dataset revision.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N items.")] = None,
+    protocol: Annotated[str, typer.Option("--protocol")] = "official",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 64,
+) -> None:
+    """Run a model on a benchmark, writing predictions.jsonl (resumable), then score it."""
+    from vst.eval.backends import make_backend
+    from vst.eval.benchmarks import load_all
+    from vst.eval.runner import RunConfig, run
+
+    with reporting_errors(), progress_bar() as progress:
+        load_all()
+        backend = make_backend(model)
+        task = progress.add_task(benchmark, total=None)
+        config = RunConfig(benchmark, out, source, revision, limit, protocol, batch_size, max_new_tokens)
+        result = run(config, backend, lambda done, total: progress.update(task, completed=done, total=total))
+    typer.echo(json.dumps(result, indent=1))
+
+
+@eval_app.command("report")
+def eval_report(
+    results: Annotated[list[Path], typer.Argument(help="scores.json files (from vst eval run / score), each with a model name.")],
+    out: Annotated[Path, typer.Option("--out", help="Markdown report to write; a PNG chart is written beside it.")] = Path("report.md"),
+) -> None:
+    """A table of models x benchmarks (like the VST README) plus per-category tables and a chart."""
+    from vst.eval.report import render_report
+
+    with reporting_errors():
+        loaded = []
+        for path in results:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: file not found")
+            result = json.loads(path.read_text())
+            result.setdefault("model", path.parent.name)
+            loaded.append(result)
+        render_report(loaded, out, out.with_suffix(".png"))
+    console.print(f"report -> {out} and {out.with_suffix('.png')}")
 
 
 # -- main job ---------------------------------------------------------------------------------------------------

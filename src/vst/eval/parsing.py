@@ -48,7 +48,7 @@ def mean_relative_accuracy(prediction: float | None, truth: float) -> float:
     Computed in float64 with `<=` as the official code does (so 2.7 vs 2 scores 0.3, not 0.4: 0.7/2 is
     0.35000000000000003 in float64).
     """
-    if prediction is None or not math.isfinite(prediction) or prediction < 0 or truth == 0:
+    if prediction is None or not math.isfinite(prediction) or prediction < 0 or truth <= 0:
         return 0.0
     relative_error = abs(prediction - truth) / truth
     return float(np.mean(relative_error <= 1 - MRA_THRESHOLDS))
@@ -70,3 +70,36 @@ def letter_in(text: str, letters: str = "ABCD") -> str | None:
         return stated.group(1).upper()
     isolated = set(re.findall(rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])", text))
     return isolated.pop() if len(isolated) == 1 else None
+
+
+# VLMEvalKit can_infer_option: these messages mean "no answer" (its 'Z'); these characters split like spaces.
+VLMEVALKIT_REFUSALS = (
+    "Sorry, I can't help with images of people yet.",
+    "I can't process this file.",
+    "I'm sorry, but without the image provided",
+    "Cannot determine the answer",
+)
+VLMEVALKIT_SEPARATORS = ".()[],:;!*#{}"
+
+
+def vlmevalkit_choice(text: str, options: dict[str, str]) -> str | None:
+    """VLMEvalKit's rule-based MCQ matching (`can_infer` in vlmeval/utils/matching_util.py, the `exact_matching`
+    judge: no LLM). `options` maps letters to option texts, e.g. {"A": "left", "B": "right"}.
+
+    1. A refusal message -> no answer. 2. Replace `.()[],:;!*#{}` by spaces and split: exactly one option letter
+    among the (case-sensitive) tokens -> that letter ("(B)", "B.", "The answer is B"; but "A chair, B" has two
+    letters, and "b" none); no letter but a "Z" token -> no answer. 3. Otherwise the option whose lower-cased text
+    is a substring of the lower-cased response, when exactly one is. Returns the letter, or None (VLMEvalKit's 'Z').
+    """
+    text = str(text or "")
+    if any(message in text for message in VLMEVALKIT_REFUSALS):
+        return None
+    tokens = text.translate(str.maketrans(VLMEVALKIT_SEPARATORS, " " * len(VLMEVALKIT_SEPARATORS))).split()
+    letters = [letter for letter in options if letter in tokens]
+    if len(letters) == 1:
+        return letters[0]
+    if not letters and "Z" in tokens:
+        return None
+    lowered = text.lower()
+    matches = [letter for letter, option in options.items() if str(option).lower() in lowered]
+    return matches[0] if len(matches) == 1 else None

@@ -1,0 +1,106 @@
+"""Benchmark rows from a Hugging Face dataset id or a local folder, with image fields made usable: shared by the
+image benchmarks' `load_rows`.
+
+Images in a loaded row are one of: a path (str, absolute after loading from a folder), encoded bytes, or a PIL image
+(rows a caller decoded itself). `image_input` turns a raw field value into one of those; Hugging Face image columns are
+loaded undecoded ({bytes, path}) so rows carry bytes, never decoded pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def image_input(value: Any) -> Any:
+    """A path (str), bytes or PIL image for one image field value; a datasets {bytes, path} dict gives its bytes."""
+    if isinstance(value, dict):
+        return value.get("bytes") or value.get("path")
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _read_table(path: Path) -> list[dict]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    rows = []
+    with path.open() as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}: line {number}: invalid JSON ({error.msg})") from None
+    return rows
+
+
+def _resolve_media(row: dict, folder: Path, media_fields: Sequence[str], item: str) -> dict:
+    """Relative image paths -> absolute paths under `folder`; a missing file is an error naming item and path.
+    A field may hold one image or a list of them (multi-image benchmarks such as MMSI-Bench)."""
+
+    def resolve(name: str, value):
+        value = image_input(value)
+        if isinstance(value, str):
+            path = folder / value
+            if not path.is_file():
+                raise FileNotFoundError(f"{folder}: item {item}: {name}: image file not found: {path}")
+            value = str(path)
+        return value
+
+    for name in media_fields:
+        if name not in row:
+            continue
+        value = row[name]
+        row[name] = [resolve(name, each) for each in value] if isinstance(value, (list, tuple)) else resolve(name, value)
+    return row
+
+
+def load_local_rows(
+    folder: Path, *, patterns: Sequence[str], media_fields: Sequence[str], id_field: str, limit: int | None = None
+) -> list[dict]:
+    """Rows of the first glob pattern (relative to `folder`) that matches any .jsonl/.parquet file, files in name
+    order. Patterns are tried in turn so that a Hugging Face snapshot (several splits side by side) reads one split."""
+    for pattern in patterns:
+        files = sorted(path for path in folder.glob(pattern) if path.suffix in (".jsonl", ".parquet"))
+        if files:
+            break
+    else:
+        raise FileNotFoundError(f"{folder}: no rows file (looked for {', '.join(patterns)})")
+    rows = [row for path in files for row in _read_table(path)][:limit]
+    return [_resolve_media(row, folder, media_fields, str(row.get(id_field, index))) for index, row in enumerate(rows)]
+
+
+def load_hub_rows(
+    dataset_id: str,
+    *,
+    configs: Sequence[str | None],
+    split: str,
+    media_fields: Sequence[str],
+    revision: str | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    """Rows of `split` for each config in turn (until `limit`), image columns kept as encoded bytes."""
+    import datasets
+
+    rows: list[dict] = []
+    for config in configs:
+        remaining = None if limit is None else limit - len(rows)
+        if remaining is not None and remaining <= 0:
+            break
+        dataset = datasets.load_dataset(dataset_id, name=config, split=split, revision=revision)
+        if remaining is not None:
+            dataset = dataset.select(range(min(remaining, len(dataset))))
+        for name in media_fields:
+            if name in dataset.column_names:
+                dataset = dataset.cast_column(name, datasets.Image(decode=False))
+        for row in dataset:
+            rows.append({**row, **{name: image_input(row[name]) for name in media_fields if name in row}})
+    return rows
+
+
+def is_local(source: str | Path) -> bool:
+    return Path(source).is_dir()

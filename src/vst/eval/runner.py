@@ -1,0 +1,77 @@
+"""`vst eval run`: benchmark rows -> prompts -> backend responses -> predictions.jsonl (resumable) -> scores.
+
+Each predictions line is the item's native row (media fields dropped) plus `vst_index` (position in the loaded rows),
+`benchmark`, `protocol` and `response`. Lines already in the file are kept and their items skipped, so a killed run
+continues where it stopped. Scores are written to `scores.json` beside it and returned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from vst.eval.benchmarks.registry import check_protocol, get_benchmark
+from vst.eval.predictions import read_predictions, score_file
+from vst.scene.types import atomic_write_text
+
+PREDICTIONS_FILE = "predictions.jsonl"
+SCORES_FILE = "scores.json"
+MEDIA_FIELDS = ("image", "images", "video", "image_1", "image_2", "image_3", "image_4")
+
+
+@dataclass
+class RunConfig:
+    benchmark: str
+    out: Path
+    source: str | None = None  # HF dataset id or local folder; None = the benchmark's default
+    revision: str | None = None
+    limit: int | None = None
+    protocol: str = "official"
+    batch_size: int = 8
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+
+
+def _jsonable(row: dict) -> dict:
+    kept = {}
+    for key, value in row.items():
+        if key in MEDIA_FIELDS or key.startswith("_"):  # media and loader bookkeeping (e.g. _media_root)
+            continue
+        try:
+            json.dumps(value)
+        except TypeError:
+            continue  # decoded media objects and other binary payloads are not predictions fields
+        kept[key] = value
+    return kept
+
+
+def run(config: RunConfig, backend, on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """Generate missing predictions with `backend`, then score the whole file."""
+    module = get_benchmark(config.benchmark)
+    check_protocol(module, config.protocol)
+    source = config.source or getattr(module, "DEFAULT_SOURCE", None)
+    if source is None:
+        raise ValueError(f"benchmark {config.benchmark}: --source is required (no default dataset)")
+    rows = module.load_rows(source, revision=config.revision, limit=config.limit)
+    if hasattr(module, "expand_rows"):  # e.g. MMSI's circular protocol asks every rotation of the options
+        rows = module.expand_rows(rows, config.protocol)
+    config.out.mkdir(parents=True, exist_ok=True)
+    path = config.out / PREDICTIONS_FILE
+    done = {row["vst_index"]: row for _, row in read_predictions(path)} if path.is_file() else {}
+    todo = [i for i in range(len(rows)) if i not in done]
+    media = getattr(module, "MEDIA_BUDGET", {}).get(config.protocol)  # e.g. VSI-Bench's fps / pixel budget per protocol
+    for start in range(0, len(todo), config.batch_size):
+        batch = todo[start : start + config.batch_size]
+        prompts = [module.build_prompt(rows[i], config.protocol) for i in batch]
+        responses = backend.generate(prompts, max_new_tokens=config.max_new_tokens, temperature=config.temperature, media=media)
+        for i, response in zip(batch, responses):
+            done[i] = {**_jsonable(rows[i]), "vst_index": i, "benchmark": config.benchmark, "protocol": config.protocol, "response": response}
+        lines = "".join(json.dumps(done[i], ensure_ascii=False) + "\n" for i in sorted(done))
+        atomic_write_text(path, lines)  # after every batch: an interruption loses at most one batch
+        if on_batch:
+            on_batch(len(done), len(rows))
+    scores = score_file(config.benchmark, path, config.protocol)
+    atomic_write_text(config.out / SCORES_FILE, json.dumps(scores, indent=1) + "\n")
+    return scores
