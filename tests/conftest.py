@@ -1,5 +1,7 @@
 """Shared, session-scoped fixtures: small procedural scenes rendered once per test session."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -27,3 +29,23 @@ def rendered_scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scene")
     scene = generate_layout(np.random.default_rng([0, 3]), "rendered-3", SMALL)
     return render_scene(scene, folder), folder
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """A saved tiny model folder (cache root / "tiny"), built once per session with no network."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from vst.models.tiny import save_tiny
+
+    torch.set_num_threads(1)
+    return save_tiny(tmp_path_factory.mktemp("vst-cache") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_folder):
+    """(model, processor) loaded from `tiny_folder`, fp32, CPU."""
+    from vst.models.loading import load_model
+
+    return load_model("tiny", cache=tiny_folder.parent)

@@ -14,7 +14,6 @@ from PIL import Image
 from vst.eval.backends import (
     BackendError,
     OpenAIBackend,
-    TransformersBackend,
     VLLMBackend,
     chat_messages,
     make_backend,
@@ -209,9 +208,11 @@ def test_make_backend(server, monkeypatch):
     assert isinstance(backend, OpenAIBackend)
     assert (backend.base_url, backend.model, backend.concurrency) == (server.base_url, "Qwen/Qwen2.5-VL-7B-Instruct", 2)
     assert backend.client.api_key == "from-env"
-    for spec in ("openai:http://127.0.0.1:8000/v1", "gemini:model", "no-kind", "openai:#model"):
+    for spec in ("openai:http://127.0.0.1:8000/v1", "openai:#model"):
         with pytest.raises(ValueError, match="expected"):
             make_backend(spec)
-    for spec, cls in (("transformers:/ckpt", TransformersBackend), ("vllm:/ckpt", VLLMBackend)):
-        with pytest.raises(NotImplementedError, match=f"{cls.__name__} lands with the training stage"):
+    for spec in ("transformers:/no/such/ckpt", "/no/such/ckpt"):  # both mean in-process transformers
+        with pytest.raises(FileNotFoundError, match="/no/such/ckpt: not a model folder"):
             make_backend(spec)
+    with pytest.raises(NotImplementedError, match="VLLMBackend lands with the training stage"):
+        make_backend("vllm:/ckpt")

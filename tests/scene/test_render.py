@@ -151,3 +151,17 @@ def test_renderers_keep_their_own_context():
     after = first.render(frame.intrinsics, frame.pose)
     assert np.array_equal(before.instance_ids, after.instance_ids) and np.array_equal(before.depth, after.depth)
     first.release()
+
+
+def test_rendering_then_importing_torch_dynamo_does_not_crash(tmp_path):
+    # llvmpipe and Triton both carry LLVM: rendering first and importing triton later used to segfault
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.path.insert(0, 'tests/scene'); from test_render import box_scene; "
+        "from vst.scene.capture import render_scene; render_scene(box_scene(0), sys.argv[1]); "
+        "import importlib.util; importlib.util.find_spec('triton') and __import__('triton'); print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]

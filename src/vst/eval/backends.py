@@ -5,7 +5,8 @@ Backends are chosen by a spec string (`make_backend`):
     openai:<base_url>#<model>     any OpenAI-compatible chat endpoint, e.g.
                                   openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-VL-7B-Instruct  (after `vllm serve`)
                                   the API key comes from `api_key=` or $OPENAI_API_KEY ("EMPTY" when neither is set)
-    transformers:<checkpoint>     in-process Hugging Face generation (not implemented yet)
+    transformers:<checkpoint>     in-process Hugging Face generation (CPU or GPU); a bare `tiny`, checkpoint folder
+                                  or hub id means the same
     vllm:<checkpoint>             in-process vLLM engine (not implemented yet)
 """
 
@@ -199,14 +200,67 @@ class OpenAIBackend:
 
 
 class TransformersBackend:
-    """In-process generation with a Hugging Face checkpoint (transformers), images and videos as the model's
-    processor takes them. Lands with the training stage's model processing (vst.models.processing); not implemented."""
+    """In-process batched generation with a Hugging Face checkpoint (or `tiny`), on CPU or GPU.
 
-    def __init__(self, checkpoint: str, **options: Any):
-        raise NotImplementedError(NOT_IMPLEMENTED.format(name="TransformersBackend"))
+    Prompts become tensors only in `vst.models.processing` (the same code training uses); batches are left-padded.
+    Videos go to the model as videos (not frames as images), under the protocol's media budget when one is given.
+    """
 
-    def generate(self, prompts: list[Prompt], **sampling: Any) -> list[str]:
-        raise NotImplementedError(NOT_IMPLEMENTED.format(name="TransformersBackend"))
+    def __init__(self, checkpoint: str, device: str | None = None, dtype: str = "auto", cache: str | None = None):
+        import torch
+
+        from vst.models.loading import load_model
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model, self.processor = load_model(checkpoint, device=self.device, dtype=dtype, cache=cache)
+
+    @staticmethod
+    def messages(prompt: Prompt) -> list[dict]:
+        content: list[dict] = [{"type": "image", "image": image} for image in prompt.images]
+        if prompt.video is not None:
+            content.append({"type": "video", "video": prompt.video})
+        content.append({"type": "text", "text": prompt.text})
+        system = [{"role": "system", "content": prompt.system}] if prompt.system else []
+        return [*system, {"role": "user", "content": content}]
+
+    def generate(
+        self,
+        prompts: list[Prompt],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        media: MediaBudget | None = None,
+    ) -> list[str]:
+        import torch
+
+        from vst.models.processing import Budgets, encode_for_generation
+
+        budgets = Budgets()
+        if media is not None:  # the benchmark protocol's budget, e.g. VST's VSI-Bench setting (fps 4, 8192 tokens)
+            budgets = Budgets(
+                image_min_pixels=media.image_min_pixels,
+                image_max_pixels=media.image_max_pixels,
+                video_fps=media.video_fps,
+                video_min_pixels=media.video_min_pixels,
+                total_pixels=media.video_total_pixels,
+                video_max_frames=media.video_frames,
+            )
+        batch = encode_for_generation([self.messages(p) for p in prompts], self.processor, budgets).to(self.device)
+        if seed is not None:
+            torch.manual_seed(seed)
+        sampling: dict[str, Any] = {"do_sample": temperature > 0}
+        if temperature > 0:
+            sampling.update(temperature=temperature, **({"top_p": top_p} if top_p else {}), **({"top_k": top_k} if top_k else {}))
+        if repetition_penalty:
+            sampling["repetition_penalty"] = repetition_penalty
+        with torch.inference_mode():
+            output = self.model.generate(**batch, max_new_tokens=max_new_tokens, **sampling)
+        new_tokens = output[:, batch["input_ids"].shape[1]:]
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
 
 
 class VLLMBackend:
@@ -226,7 +280,9 @@ BACKEND_KINDS = ("openai", "transformers", "vllm")
 def make_backend(spec: str, **options: Any) -> Backend:
     """A backend from a spec string (module docstring); `options` go to the backend's constructor."""
     kind, separator, target = spec.partition(":")
-    if not separator or kind not in BACKEND_KINDS or not target:
+    if not separator or kind not in BACKEND_KINDS:  # "tiny", a checkpoint folder or a hub id: in-process transformers
+        return TransformersBackend(spec, **options)
+    if not target:
         raise ValueError(f"backend {spec!r}: expected KIND:TARGET with KIND one of {', '.join(BACKEND_KINDS)}, "
                          "e.g. 'openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-VL-7B-Instruct'")
     if kind == "openai":

@@ -182,9 +182,21 @@ def opengl_projection(intrinsics: Intrinsics, near: float = NEAR, far: float = F
     return projection
 
 
+def _load_triton_first() -> None:
+    """Mesa's llvmpipe and Triton (pulled in by `torch._dynamo`, e.g. when transformers loads a model) each carry
+    an LLVM. If llvmpipe compiles a shader first, a later `import triton` segfaults the process; importing Triton
+    before the first GL context avoids the clash (seen with torch 2.14.1's triton and Mesa 22.3 llvmpipe)."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
+
+
 def create_context():
     """A headless OpenGL 3.3 context on EGL; on failure the error says which system packages are missing."""
     import moderngl
+
+    _load_triton_first()
 
     try:
         return moderngl.create_standalone_context(backend="egl")
