@@ -14,7 +14,6 @@ from PIL import Image
 from vst.eval.backends import (
     BackendError,
     OpenAIBackend,
-    VLLMBackend,
     chat_messages,
     make_backend,
 )
