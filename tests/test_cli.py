@@ -96,10 +96,30 @@ def test_missing_frame_file_via_show(tmp_path):
     assert result.exit_code == 1 and "frames[0].image_path: file not found" in result.output
 
 
-@pytest.mark.parametrize("group", ["train", "infer"])
-def test_groups_not_implemented_yet(group):
-    result = invoke(group)
+@pytest.mark.parametrize("command", [["infer"], ["train", "rl"]])
+def test_commands_not_implemented_yet(command):
+    result = invoke(*command)
     assert result.exit_code == 2 and "not implemented yet" in result.output
+
+
+def test_train_sft_then_evaluate_the_checkpoint(tmp_path, tiny_folder, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("VST_CACHE", str(tiny_folder.parent))
+    scenes, data = tmp_path / "scenes", tmp_path / "data"
+    assert invoke("scenes", "generate", "--n", 1, "--out", scenes, *SMALL).exit_code == 0
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("name: small\nskills:\n  si_depth_comparison: 1\n  mi_camera_motion: 1\n")
+    assert invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--n", 16, "--out", data).exit_code == 0
+    shard = data / "shard-00000-of-00001.parquet"
+    out = tmp_path / "ckpt"
+    result = invoke("train", "sft", "--config", "configs/train/tiny-cpu-sft.yaml", f"shards=[{shard}]", f"output_dir={out}", "max_steps=4")
+    assert result.exit_code == 0, result.output
+    assert (out / "config.json").is_file()
+    result = invoke("eval", "run", "--model", out, "--benchmark", "vst-synth", "--source", shard, "--limit", 4, "--out", tmp_path / "eval", "--max-new-tokens", 4)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "eval" / "scores.json").read_text())["n"] == 4
+    bad = invoke("train", "sft", "--config", "configs/train/tiny-cpu-sft.yaml", "learnin_rate=1")
+    assert bad.exit_code == 1 and "learnin_rate" in bad.output
 
 
 def test_version():

@@ -30,11 +30,12 @@ data_app = typer.Typer(help="Spatial QA data: scenes -> VST-P samples -> parquet
 app.add_typer(data_app, name="data")
 eval_app = typer.Typer(help="Benchmarks with official scoring: run a model, re-score predictions, report.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(help="Progressive training: sft (stage 1), coldstart (stage 2, CoT), rl (stage 3, GRPO).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 console = Console(stderr=True)
 _state = {"debug": False}
 
 NOT_YET = {
-    "train": "progressive training (SFT, CoT cold start, GRPO)",
     "infer": "inference: chat, 3D detection",
 }
 
@@ -311,6 +312,43 @@ def eval_report(
             loaded.append(result)
         render_report(loaded, out, out.with_suffix(".png"))
     console.print(f"report -> {out} and {out.with_suffix('.png')}")
+
+
+# -- train ------------------------------------------------------------------------------------------------------
+def _train(config: Path, overrides: list[str]) -> None:
+    from vst.train.sft import load_config, train_sft
+
+    with reporting_errors():
+        if not config.is_file():
+            raise FileNotFoundError(f"{config}: config file not found")
+        settings = load_config(config, overrides)
+        folder = train_sft(settings)
+    console.print(f"checkpoint -> {folder}")
+
+
+@train_app.command("sft")
+def train_sft_command(
+    config: Annotated[Path, typer.Option("--config", help="YAML: TRL SFTConfig keys plus vst's (configs/train/*-sft.yaml).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. shards=[a.parquet] max_steps=20.")] = None,
+) -> None:
+    """Stage 1: perception SFT on VST-P shards (runs in-process or under accelerate launch / torchrun)."""
+    _train(config, overrides or [])
+
+
+@train_app.command("coldstart")
+def train_coldstart_command(
+    config: Annotated[Path, typer.Option("--config", help="YAML (configs/train/*-coldstart.yaml).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides.")] = None,
+) -> None:
+    """Stage 2: chain-of-thought cold start, the same SFT trainer on CoT samples with stage 2 settings."""
+    _train(config, overrides or [])
+
+
+@train_app.command("rl")
+def train_rl_command() -> None:
+    """Stage 3: GRPO (not implemented yet)."""
+    console.print("vst train rl: not implemented yet (GRPO stage).")
+    raise typer.Exit(2)
 
 
 # -- main job ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,260 @@
+"""Supervised fine-tuning (VST stages 1 and 2) with TRL's `SFTTrainer` and our multimodal collator.
+
+Flow: `load_config` (YAML, then `key=value` overrides) -> `VSTSFTConfig` -> `train_sft`: shards (`load_shards`:
+parquet rows, images kept as bytes) -> `SampleCollator` (-> `vst.models.processing.encode_for_training`, the one
+processing path shared with eval and infer) -> `VSTSFTTrainer` -> a `save_pretrained` folder (model + processor)
+that `vst.models.loading.load_model` reads back.
+
+Hyper-parameters follow spec paper.md §4.1 (stage 1: lr 5e-5, vit_lr 5e-6, cosine, warmup 0.1) and §4.2 (cold start:
+lr 1e-5, vit_lr 1e-6, warmup 0.03); TRL settings follow spec training.md §7.2 and §7.4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from trl import SFTConfig, SFTTrainer
+
+from vst.data.sample import Sample
+from vst.data.shards import read_samples
+from vst.models.processing import Budgets, encode_for_training
+
+# Parameter-name patterns of Qwen2.5-VL in transformers 5.x (`model.visual.*`, `model.language_model.*`, `lm_head.*`).
+VISUAL_PREFIX = "visual."
+MERGER_PREFIX = "visual.merger."
+LLM_PREFIXES = ("language_model.", "lm_head.")
+
+
+def _has(name: str, prefix: str) -> bool:
+    """True when `prefix` starts a dotted segment of the parameter name (`model.visual.x` has `visual.`)."""
+    return name.startswith(prefix) or f".{prefix}" in name
+
+
+def is_vision_tower(name: str) -> bool:
+    """A parameter of the ViT proper: `visual.*` except the merger (VST trains the merger at the LLM's lr)."""
+    return _has(name, VISUAL_PREFIX) and not _has(name, MERGER_PREFIX)
+
+
+def is_merger(name: str) -> bool:
+    return _has(name, MERGER_PREFIX)
+
+
+def is_llm(name: str) -> bool:
+    return any(_has(name, prefix) for prefix in LLM_PREFIXES)
+
+
+@dataclass
+class VSTSFTConfig(SFTConfig):
+    """TRL's `SFTConfig` plus the vst fields below; YAML keys are TRL's own names.
+
+    Defaults that differ from TRL 1.16: `learning_rate` 5e-5, `lr_scheduler_type` "cosine", `warmup_steps` 0.1 (a float
+    below 1 is a ratio in transformers 5), `num_train_epochs` 1 (VST stage 1, spec paper.md §4.1); `max_length` None
+    (truncation cuts into image tokens, spec training.md §3.3; `max_seq_len` budgets rows instead);
+    `remove_unused_columns` False and `dataset_kwargs` {"skip_prepare_dataset": True} (our collator does all the
+    processing, spec training.md §7.4); `report_to` "none".
+    """
+
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate of the LLM and merger."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule after warmup."})
+    warmup_steps: float = field(
+        default=0.1, metadata={"help": "Warmup steps, or a ratio of all steps when a float in [0, 1)."}
+    )
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the shards."})
+    max_length: int | None = field(
+        default=None, metadata={"help": "TRL truncation length; keep None, rows are budgeted by `max_seq_len`."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Must stay False: the collator needs the raw rows."}
+    )
+    dataset_kwargs: dict[str, Any] | str | None = field(
+        default_factory=lambda: {"skip_prepare_dataset": True},
+        metadata={"help": "Kept at skip_prepare_dataset=True: the collator tokenizes."},
+    )
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "Loggers (wandb, tensorboard, ...)."})
+
+    # vst fields
+    shards: list[str] = field(default_factory=list, metadata={"help": "Parquet shards of Samples to train on."})
+    model_name_or_path: str = field(
+        default="tiny",
+        metadata={"help": "Model to fine-tune: 'tiny'/'tiny-small' (offline), a save_pretrained folder or a hub id."},
+    )
+    vit_lr: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the vision tower (visual.* except the merger); None uses learning_rate."},
+    )
+    freeze_vision: bool = field(default=False, metadata={"help": "Freeze the vision tower (visual.* but merger)."})
+    freeze_merger: bool = field(default=False, metadata={"help": "Freeze the patch merger (visual.merger.*)."})
+    freeze_llm: bool = field(default=False, metadata={"help": "Freeze the language model and lm_head."})
+    image_min_pixels: int = field(default=Budgets.image_min_pixels, metadata={"help": "Min pixels of one image."})
+    image_max_pixels: int = field(default=Budgets.image_max_pixels, metadata={"help": "Max pixels of one image."})
+    max_seq_len: int = field(
+        default=Budgets.max_seq_len, metadata={"help": "Max tokens of one row; longer rows raise (VST skips them)."}
+    )
+    video_total_pixels: int | None = field(
+        default=None, metadata={"help": "Pixel budget of a video or image set; None: max_seq_len * 28^2 * 0.8."}
+    )
+    video_min_pixels: int = field(default=Budgets.video_min_pixels, metadata={"help": "Min pixels of a video frame."})
+    video_fps: float = field(default=Budgets.video_fps, metadata={"help": "Video sampling rate, frames per second."})
+    video_max_frames: int | None = field(default=None, metadata={"help": "Frame cap; None derives it from budgets."})
+
+    def budgets(self) -> Budgets:
+        """The media/token budgets handed to `encode_for_training`."""
+        return Budgets(
+            image_min_pixels=self.image_min_pixels, image_max_pixels=self.image_max_pixels,
+            max_seq_len=self.max_seq_len, total_pixels=self.video_total_pixels,
+            video_min_pixels=self.video_min_pixels, video_fps=self.video_fps, video_max_frames=self.video_max_frames,
+        )
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 scalars: only true/false are booleans, so `save_strategy: no` stays the string TRL expects (YAML 1.1
+    reads False), and `5e-5` is a float (PyYAML's YAML 1.1 reads a string)."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789.")
+)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12Loader)
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> VSTSFTConfig:
+    """A `VSTSFTConfig` from a YAML mapping (TRL key names) then `key=value` overrides (values parsed as YAML).
+
+    Raises ValueError naming the file (or override) and key for an unknown key or a malformed file/override.
+    """
+    known = {f.name for f in dataclasses.fields(VSTSFTConfig) if f.init}
+    values: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        loaded = _parse_yaml(text) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of TRL/vst config keys, got {type(loaded).__name__}")
+        for key in loaded:
+            if key not in known:
+                raise ValueError(f"{path}: {key}: unknown key (not a field of VSTSFTConfig / TRL SFTConfig)")
+        values.update(loaded)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"override {item!r}: expected key=value")
+        if key not in known:
+            raise ValueError(f"override {item!r}: {key}: unknown key (not a field of VSTSFTConfig / TRL SFTConfig)")
+        values[key] = _parse_yaml(raw) if raw.strip() else None
+    try:
+        return VSTSFTConfig(**values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path or 'overrides'}: {error}") from error
+
+
+def load_shards(paths: str | Path | Sequence[str | Path]):
+    """A `datasets.Dataset` of the shards' rows (VST's parquet schema, images as bytes), in order.
+
+    Rows go through `Sample.from_row` / `to_row` once, so released VST rows are normalised and a bad row fails before
+    training. TRL 1.16 accepts only `datasets` datasets. The rows are held in memory; stage-1 scale (millions of
+    rows) wants a memory-mapped or streaming dataset instead.
+    """
+    import datasets
+
+    rows = [sample.to_row() for sample in read_samples(paths)]
+    if not rows:
+        raise ValueError(f"{paths}: the shards hold no rows")
+    return datasets.Dataset.from_list(rows)
+
+
+class SampleCollator:
+    """Rows or Samples -> one right-padded batch with labels on assistant turns (`encode_for_training`).
+
+    Single images, image sets and videos share a batch (spec training.md §7.4).
+    """
+
+    def __init__(self, processor, budgets: Budgets = Budgets()):
+        self.processor = processor
+        self.budgets = budgets
+
+    def __call__(self, rows: Sequence[dict | Sample]):
+        samples = [row if isinstance(row, Sample) else Sample.from_row(row) for row in rows]
+        return encode_for_training(samples, self.processor, self.budgets)
+
+
+class VSTSFTTrainer(SFTTrainer):
+    """`SFTTrainer` whose optimizer gives the vision tower its own learning rate (`args.vit_lr`).
+
+    Why a subclass: transformers 5.24 / TRL 1.16 have no per-module learning rate, and an optimizer built before the
+    trainer would miss FSDP/DeepSpeed wrapping. Only `create_optimizer` changes; the training loop is TRL's.
+    """
+
+    def create_optimizer(self, model=None):
+        vit_lr = getattr(self.args, "vit_lr", None)
+        if self.optimizer is not None or vit_lr is None:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(model))
+        weight_decay = self.args.weight_decay
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad:
+                # With no weight decay the decay split is moot: one group per learning rate.
+                decayed = name in decay and weight_decay > 0
+                groups.setdefault((is_vision_tower(name), decayed), []).append(parameter)
+        param_groups = [
+            {"params": params, "weight_decay": weight_decay if decayed else 0.0,
+             **({"lr": vit_lr} if vision else {})}
+            for (vision, decayed), params in sorted(groups.items())
+        ]
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
+        return self.optimizer
+
+
+def apply_freezing(model, config: VSTSFTConfig) -> None:
+    """Turn off gradients of the parts the config freezes (vision tower, merger, LLM)."""
+    for name, parameter in model.named_parameters():
+        if (config.freeze_vision and is_vision_tower(name) or config.freeze_merger and is_merger(name)
+                or config.freeze_llm and is_llm(name)):
+            parameter.requires_grad_(False)
+
+
+def build_trainer(config: VSTSFTConfig) -> VSTSFTTrainer:
+    """The trainer of `config`: model and processor loaded, parts frozen, shards read, collator attached."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from vst.models.loading import resolve
+
+    if not config.shards:
+        raise ValueError("shards: give at least one parquet shard to train on")
+    source = resolve(config.model_name_or_path)
+    processor = AutoProcessor.from_pretrained(source)
+    model = AutoModelForImageTextToText.from_pretrained(source, **(config.model_init_kwargs or {}))
+    apply_freezing(model, config)
+    return VSTSFTTrainer(
+        model=model, args=config, train_dataset=load_shards(config.shards), processing_class=processor,
+        data_collator=SampleCollator(processor, config.budgets()),
+    )
+
+
+def train_sft(config: VSTSFTConfig) -> Path:
+    """Train as configured and save model + processor (+ `trainer_state.json`, the logged losses) to
+    `config.output_dir`; returns that folder, which `vst.models.loading.load_model` reads back."""
+    trainer = build_trainer(config)
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    output = Path(config.output_dir)
+    trainer.save_model(str(output))
+    if trainer.is_world_process_zero():
+        trainer.state.save_to_json(str(output / "trainer_state.json"))
+    return output
