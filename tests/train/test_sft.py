@@ -97,3 +97,22 @@ def test_stage1_configs_reproduce_vst(name):
     assert (config.learning_rate, config.vit_lr, config.warmup_steps) == (5e-5, 5e-6, 0.1)
     assert config.lr_scheduler_type == "cosine" and config.num_train_epochs == 1
     assert config.per_device_train_batch_size * config.gradient_accumulation_steps * 8 == 128
+
+
+def test_collator_skips_samples_longer_than_max_seq_len(shard, tiny_model):
+    from vst.data.shards import read_samples
+    from vst.models.processing import Budgets
+    from vst.train.sft import SampleCollator
+
+    model, processor = tiny_model
+    samples = list(read_samples(shard))
+    budgets = Budgets(image_min_pixels=3136, image_max_pixels=12544)
+    lengths = [int(SampleCollator(processor, budgets)([s])["attention_mask"].sum()) for s in samples]
+    assert len(set(lengths)) > 1
+    limit = max(lengths) - 1  # the longest samples no longer fit, the others do
+    collator = SampleCollator(processor, Budgets(image_min_pixels=3136, image_max_pixels=12544, max_seq_len=limit))
+    batch = collator(samples)
+    assert batch["input_ids"].shape[0] == sum(length <= limit for length in lengths)
+    assert collator.skipped == [s.id for s, length in zip(samples, lengths) if length > limit] != []
+    with pytest.raises(ValueError, match="every sample of a batch is longer than max_seq_len"):
+        SampleCollator(processor, Budgets(image_min_pixels=3136, image_max_pixels=12544, max_seq_len=8))(samples)

@@ -220,6 +220,14 @@ def _encode(conversations: list[list[dict]], processor, budgets: Budgets, *, gen
     return processor(text=texts, padding=True, padding_side=padding_side, return_tensors="pt", **kwargs)
 
 
+class SequenceTooLong(ValueError):
+    """Some samples of a batch exceed `max_seq_len`; `ids` names them."""
+
+    def __init__(self, ids: list[str], max_seq_len: int):
+        super().__init__(f"samples {ids} are longer than max_seq_len={max_seq_len} tokens")
+        self.ids = ids
+
+
 def encode_for_training(samples: Sequence[Sample | list[dict]], processor, budgets: Budgets = Budgets()):
     """One right-padded batch (a `BatchFeature`: `.to(device)`) of whole conversations, labels on assistant turns.
 
@@ -233,7 +241,7 @@ def encode_for_training(samples: Sequence[Sample | list[dict]], processor, budge
     if int(lengths.max()) > budgets.max_seq_len:
         too_long = [getattr(sample, "id", str(index)) for index, (sample, length) in enumerate(zip(samples, lengths))
                     if length > budgets.max_seq_len]
-        raise ValueError(f"samples {too_long} are longer than max_seq_len={budgets.max_seq_len} tokens")
+        raise SequenceTooLong(too_long, budgets.max_seq_len)
     batch["labels"] = assistant_labels(batch["input_ids"], batch["attention_mask"], processor.tokenizer)
     return batch
 

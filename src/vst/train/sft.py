@@ -12,6 +12,7 @@ lr 1e-5, vit_lr 1e-6, warmup 0.03); TRL settings follow spec training.md §7.2 a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ from trl import SFTConfig, SFTTrainer
 
 from vst.data.sample import Sample
 from vst.data.shards import read_samples
-from vst.models.processing import Budgets, encode_for_training
+
+logger = logging.getLogger(__name__)
+from vst.models.processing import Budgets, SequenceTooLong, encode_for_training
 
 # Parameter-name patterns of Qwen2.5-VL in transformers 5.x (`model.visual.*`, `model.language_model.*`, `lm_head.*`).
 VISUAL_PREFIX = "visual."
@@ -180,16 +183,27 @@ def load_shards(paths: str | Path | Sequence[str | Path]):
 class SampleCollator:
     """Rows or Samples -> one right-padded batch with labels on assistant turns (`encode_for_training`).
 
-    Single images, image sets and videos share a batch (spec training.md §7.4).
+    Single images, image sets and videos share a batch (spec training.md §7.4). Samples longer than
+    `max_seq_len` are dropped from their batch and counted in `skipped` (VST skips them too; truncating would cut
+    into image tokens); a batch with nothing left is an error.
     """
 
     def __init__(self, processor, budgets: Budgets = Budgets()):
         self.processor = processor
         self.budgets = budgets
+        self.skipped: list[str] = []
 
     def __call__(self, rows: Sequence[dict | Sample]):
         samples = [row if isinstance(row, Sample) else Sample.from_row(row) for row in rows]
-        return encode_for_training(samples, self.processor, self.budgets)
+        try:
+            return encode_for_training(samples, self.processor, self.budgets)
+        except SequenceTooLong as error:
+            kept = [sample for sample in samples if sample.id not in error.ids]
+            self.skipped += error.ids
+            logger.warning("skipping %d sample(s) longer than max_seq_len=%d: %s", len(error.ids), self.budgets.max_seq_len, error.ids)
+            if not kept:
+                raise ValueError(f"every sample of a batch is longer than max_seq_len={self.budgets.max_seq_len}: {error.ids}") from None
+            return encode_for_training(kept, self.processor, self.budgets)
 
 
 class VSTSFTTrainer(SFTTrainer):
