@@ -166,15 +166,21 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> VSTSF
 
 
 def load_shards(paths: str | Path | Sequence[str | Path]):
-    """A `datasets.Dataset` of the shards' rows (VST's parquet schema, images as bytes), in order.
+    """A `datasets.Dataset` of the shards' rows (VST's parquet schema, images as bytes), in order; globs expand.
 
     Rows go through `Sample.from_row` / `to_row` once, so released VST rows are normalised and a bad row fails before
     training. TRL 1.16 accepts only `datasets` datasets. The rows are held in memory; stage-1 scale (millions of
     rows) wants a memory-mapped or streaming dataset instead.
     """
+    import glob
+
     import datasets
 
-    rows = [sample.to_row() for sample in read_samples(paths)]
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    expanded = [match for path in paths for match in (sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)])]
+    if not expanded:
+        raise FileNotFoundError(f"shards: no file matches {[str(p) for p in paths]}")
+    rows = [sample.to_row() for sample in read_samples(expanded)]
     if not rows:
         raise ValueError(f"{paths}: the shards hold no rows")
     return datasets.Dataset.from_list(rows)
