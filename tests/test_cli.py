@@ -22,6 +22,16 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def make_shard(tmp_path: Path, skills: dict[str, int], n: int) -> Path:
+    """One small procedural scene -> a VST-P shard with the given skill weights, through the CLI."""
+    scenes, data = tmp_path / "scenes", tmp_path / "data"
+    assert invoke("scenes", "generate", "--n", 1, "--out", scenes, *SMALL).exit_code == 0
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("name: small\nskills:\n" + "".join(f"  {skill}: {weight}\n" for skill, weight in skills.items()))
+    assert invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--n", n, "--out", data).exit_code == 0
+    return data / "shard-00000-of-00001.parquet"
+
+
 def test_generate_is_byte_identical_and_resumes(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     assert invoke("scenes", "generate", "--n", 2, "--seed", 0, "--out", first, *SMALL).exit_code == 0
@@ -105,12 +115,7 @@ def test_commands_not_implemented_yet(command):
 def test_train_sft_then_evaluate_the_checkpoint(tmp_path, tiny_folder, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("VST_CACHE", str(tiny_folder.parent))
-    scenes, data = tmp_path / "scenes", tmp_path / "data"
-    assert invoke("scenes", "generate", "--n", 1, "--out", scenes, *SMALL).exit_code == 0
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("name: small\nskills:\n  si_depth_comparison: 1\n  mi_camera_motion: 1\n")
-    assert invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--n", 16, "--out", data).exit_code == 0
-    shard = data / "shard-00000-of-00001.parquet"
+    shard = make_shard(tmp_path, {"si_depth_comparison": 1, "mi_camera_motion": 1}, 16)
     out = tmp_path / "ckpt"
     result = invoke("train", "sft", "--config", "configs/train/tiny-cpu-sft.yaml", f"shards=[{shard}]", f"output_dir={out}", "max_steps=4")
     assert result.exit_code == 0, result.output
@@ -162,13 +167,8 @@ def test_demo_runs_end_to_end(tmp_path):
 def test_eval_run_score_and_report_with_an_openai_compatible_server(tmp_path, monkeypatch):
     from tests.eval.test_backends import FakeServer
 
-    scenes, data = tmp_path / "scenes", tmp_path / "data"
-    assert invoke("scenes", "generate", "--n", 1, "--out", scenes, *SMALL).exit_code == 0
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("name: small\nskills:\n  si_depth_comparison: 1\n")
-    assert invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--n", 8, "--out", data).exit_code == 0
-    shard = data / "shard-00000-of-00001.parquet"
-    expected = min(5, json.loads((data / "shard-00000-of-00001.manifest.json").read_text())["rows"])
+    shard = make_shard(tmp_path, {"si_depth_comparison": 1}, 8)
+    expected = min(5, json.loads(shard.with_name("shard-00000-of-00001.manifest.json").read_text())["rows"])
     assert expected >= 2
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     server = FakeServer()
