@@ -315,14 +315,17 @@ def eval_report(
 
 
 # -- train ------------------------------------------------------------------------------------------------------
-def _train(config: Path, overrides: list[str]) -> None:
-    from vst.train.sft import load_config, train_sft
+def _train(config: Path, overrides: list[str], stage: str = "sft") -> None:
+    if stage == "rl":
+        from vst.train.rl import load_config, train_rl as train
+    else:
+        from vst.train.sft import load_config, train_sft as train
 
     with reporting_errors():
         if not config.is_file():
             raise FileNotFoundError(f"{config}: config file not found")
         settings = load_config(config, overrides)
-        folder = train_sft(settings)
+        folder = train(settings)
     console.print(f"checkpoint -> {folder}")
 
 
@@ -345,10 +348,12 @@ def train_coldstart_command(
 
 
 @train_app.command("rl")
-def train_rl_command() -> None:
-    """Stage 3: GRPO (not implemented yet)."""
-    console.print("vst train rl: not implemented yet (GRPO stage).")
-    raise typer.Exit(2)
+def train_rl_command(
+    config: Annotated[Path, typer.Option("--config", help="YAML: TRL GRPOConfig keys plus vst's (configs/train/*-grpo.yaml).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides.")] = None,
+) -> None:
+    """Stage 3: GRPO with VST's settings (clip 0.2/0.28, KL off, online filtering), video-aware log-probs."""
+    _train(config, overrides or [], stage="rl")
 
 
 # -- main job ---------------------------------------------------------------------------------------------------

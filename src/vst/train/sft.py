@@ -135,12 +135,15 @@ def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Yaml12Loader)
 
 
-def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> VSTSFTConfig:
-    """A `VSTSFTConfig` from a YAML mapping (TRL key names) then `key=value` overrides (values parsed as YAML).
+def load_config(path: str | Path | None, overrides: Sequence[str] = (), config_class: type | None = None):
+    """A `config_class` (default `VSTSFTConfig`; `vst.train.rl` passes `VSTGRPOConfig`) from a YAML mapping (TRL key
+    names) then `key=value` overrides (values parsed as YAML).
 
     Raises ValueError naming the file (or override) and key for an unknown key or a malformed file/override.
     """
-    known = {f.name for f in dataclasses.fields(VSTSFTConfig) if f.init}
+    config_class = config_class or VSTSFTConfig
+    where = f"not a field of {config_class.__name__} / TRL {config_class.__mro__[1].__name__}"
+    known = {f.name for f in dataclasses.fields(config_class) if f.init}
     values: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text()
@@ -149,7 +152,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> VSTSF
             raise ValueError(f"{path}: expected a mapping of TRL/vst config keys, got {type(loaded).__name__}")
         for key in loaded:
             if key not in known:
-                raise ValueError(f"{path}: {key}: unknown key (not a field of VSTSFTConfig / TRL SFTConfig)")
+                raise ValueError(f"{path}: {key}: unknown key ({where})")
         values.update(loaded)
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -157,10 +160,10 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> VSTSF
         if not sep or not key:
             raise ValueError(f"override {item!r}: expected key=value")
         if key not in known:
-            raise ValueError(f"override {item!r}: {key}: unknown key (not a field of VSTSFTConfig / TRL SFTConfig)")
+            raise ValueError(f"override {item!r}: {key}: unknown key ({where})")
         values[key] = _parse_yaml(raw) if raw.strip() else None
     try:
-        return VSTSFTConfig(**values)
+        return config_class(**values)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path or 'overrides'}: {error}") from error
 
@@ -212,11 +215,11 @@ class SampleCollator:
             return encode_for_training(kept, self.processor, self.budgets)
 
 
-class VSTSFTTrainer(SFTTrainer):
-    """`SFTTrainer` whose optimizer gives the vision tower its own learning rate (`args.vit_lr`).
+class VitLrMixin:
+    """Trainer mixin whose optimizer gives the vision tower its own learning rate (`args.vit_lr`).
 
-    Why a subclass: transformers 5.24 / TRL 1.16 have no per-module learning rate, and an optimizer built before the
-    trainer would miss FSDP/DeepSpeed wrapping. Only `create_optimizer` changes; the training loop is TRL's.
+    Why: transformers 5.24 / TRL 1.16 have no per-module learning rate, and an optimizer built before the trainer
+    would miss FSDP/DeepSpeed wrapping. Only `create_optimizer` changes. Shared by SFT and RL (`vst.train.rl`).
     """
 
     def create_optimizer(self, model=None):
@@ -242,7 +245,12 @@ class VSTSFTTrainer(SFTTrainer):
         return self.optimizer
 
 
-def apply_freezing(model, config: VSTSFTConfig) -> None:
+class VSTSFTTrainer(VitLrMixin, SFTTrainer):
+    """`SFTTrainer` whose optimizer gives the vision tower its own learning rate (`args.vit_lr`, `VitLrMixin`);
+    the training loop is TRL's."""
+
+
+def apply_freezing(model, config) -> None:
     """Turn off gradients of the parts the config freezes (vision tower, merger, LLM)."""
     for name, parameter in model.named_parameters():
         if (config.freeze_vision and is_vision_tower(name) or config.freeze_merger and is_merger(name)

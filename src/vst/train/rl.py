@@ -1,0 +1,328 @@
+"""VST stage 3 RL: GRPO/DAPO with TRL's `GRPOTrainer`, media through our processing path, VST's online filtering.
+
+Flow: `load_config` (sft's loader with `VSTGRPOConfig`) -> `train_rl`: shards (`sft.load_shards`) -> `grpo_dataset`
+(one prompt row per sample: chat messages with media bytes inline, plus its `reward` and `answer` JSON) ->
+`VSTGRPOTrainer` with one reward function, `vst_reward`, that dispatches on each row's `reward.fn` to
+`vst.train.rewards` -> a `save_pretrained` folder that `vst.models.loading.load_model` reads back.
+
+Defaults follow spec paper.md §4.3 (VST's EasyR1 run): clip 0.2 low / 0.28 high (DAPO clip-higher), KL off
+(`beta=0`), n=5 rollouts per prompt at temperature 1.0 / top_p 1.0, 2048-token responses, lr 1e-6 constant, weight
+decay 1e-2, token-level loss averaging (TRL's "dapo" loss), online filtering of prompt groups whose mean reward is
+<= 0.01 or >= 0.99. TRL settings follow spec training.md §3.4, §3.5, §7.3 and §7.5.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from trl import GRPOConfig, GRPOTrainer
+
+from vst.data.sample import Sample
+from vst.models.processing import THINKING_SYSTEM_PROMPT, Budgets, encode_for_generation, prompt_messages
+from vst.train import rewards as vst_rewards
+from vst.train.sft import VitLrMixin, VSTSFTConfig, load_shards
+from vst.train.sft import load_config as _load_config
+
+logger = logging.getLogger(__name__)
+
+# Processor outputs that carry one prompt's pixels; all are concatenated over rows (not padded).
+MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+# Rewards whose prompts keep the default system prompt (VST: the thinking prompt goes in the system turn, except for
+# 3D boxes, spec paper.md §4.3).
+NO_THINK_REWARDS = ("boxes3d",)
+
+
+@dataclass
+class VSTGRPOConfig(GRPOConfig):
+    """TRL's `GRPOConfig` plus the vst fields below; YAML keys are TRL's own names.
+
+    Defaults that differ from TRL 1.16 (VST, spec paper.md §4.3): `epsilon_high` 0.28 (clip-higher; `epsilon` 0.2 and
+    `beta` 0.0, KL off, are TRL's defaults too, restated), `num_generations` 5 (so `per_device_train_batch_size` 10,
+    a multiple), `max_completion_length` 2048,
+    `lr_scheduler_type` "constant", `weight_decay` 0.01. `learning_rate` (1e-6), `temperature` (1.0), `top_p` (1.0),
+    `loss_type` "dapo" (token-level averaging) and `max_grad_norm` (1.0) already match.
+    """
+
+    epsilon: float = field(default=0.2, metadata={"help": "Lower clip of the probability ratio (VST clip_ratio_low)."})
+    epsilon_high: float | None = field(
+        default=0.28, metadata={"help": "Upper clip of the probability ratio (VST clip_ratio_high, DAPO clip-higher)."}
+    )
+    beta: float = field(default=0.0, metadata={"help": "KL coefficient; 0 turns KL off as in VST's run."})
+    temperature: float = field(default=1.0, metadata={"help": "Rollout sampling temperature."})
+    num_generations: int | None = field(default=5, metadata={"help": "Rollouts per prompt (VST n=5)."})
+    max_completion_length: int | None = field(default=2048, metadata={"help": "Response-length cap in tokens."})
+    per_device_train_batch_size: int = field(
+        default=10, metadata={"help": "Rollouts per device step; a multiple of num_generations (2 prompts x 5)."}
+    )
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "EasyR1 default: constant learning rate."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (VST 1e-2)."})
+
+    # vst fields
+    shards: list[str] = field(default_factory=list, metadata={"help": "Parquet shards of Samples to train on."})
+    model_name_or_path: str = field(
+        default="tiny",
+        metadata={"help": "Policy to train: 'tiny'/'tiny-small' (offline), a save_pretrained folder or a hub id."},
+    )
+    vit_lr: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the vision tower (visual.* except the merger); None uses learning_rate."},
+    )
+    online_filtering: bool = field(default=True, metadata={"help": "Drop prompt groups by mean reward (VST)."})
+    filter_low: float = field(default=0.01, metadata={"help": "Drop a group whose mean reward is <= this."})
+    filter_high: float = field(default=0.99, metadata={"help": "Drop a group whose mean reward is >= this."})
+    image_min_pixels: int = field(default=262144, metadata={"help": "Min pixels of one image (VST RL: 512^2)."})
+    image_max_pixels: int = field(default=3211264, metadata={"help": "Max pixels of one image (VST RL)."})
+    max_seq_len: int = field(default=8192, metadata={"help": "Prompt token budget (VST max_prompt_length)."})
+    video_total_pixels: int | None = field(
+        default=None, metadata={"help": "Pixel budget of a video or image set; None: max_seq_len * 28^2 * 0.8."}
+    )
+    video_min_pixels: int = field(default=Budgets.video_min_pixels, metadata={"help": "Min pixels of a video frame."})
+    video_fps: float = field(default=2.0, metadata={"help": "Video sampling rate, frames per second."})
+    video_max_frames: int | None = field(default=None, metadata={"help": "Frame cap; None derives it from budgets."})
+
+    budgets = VSTSFTConfig.budgets
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> VSTGRPOConfig:
+    """A `VSTGRPOConfig` from YAML then `key=value` overrides (`vst.train.sft.load_config`, same rules and errors)."""
+    return _load_config(path, overrides, config_class=VSTGRPOConfig)
+
+
+# -- dataset ---------------------------------------------------------------------------------------------------------
+_ITEM_KEYS = ("type", "text", "image", "video")
+
+
+def _uniform(messages: list[dict]) -> list[dict]:
+    """Messages whose content items all have the keys type/text/image/video (None when absent): Arrow needs one
+    struct type per column. Media paths are read into bytes for the same reason."""
+    out = []
+    for message in messages:
+        items = []
+        for item in message["content"]:
+            row = {key: item.get(key) for key in _ITEM_KEYS}
+            for key in ("image", "video"):
+                if isinstance(row[key], str):
+                    row[key] = Path(row[key]).read_bytes()
+            items.append(row)
+        out.append({"role": message["role"], "content": items})
+    return out
+
+
+def clean_messages(messages: list[dict]) -> list[dict]:
+    """Undo `_uniform`: drop the None keys, so the processing module sees ordinary content items."""
+    return [{"role": m["role"], "content": [{k: v for k, v in item.items() if v is not None} for item in m["content"]]}
+            for m in messages]
+
+
+def grpo_row(sample: Sample) -> dict:
+    """One GRPO prompt row: `prompt` (messages up to the last assistant turn, media inline), `reward`, `answer` (JSON
+    strings, read by `vst_reward`) and `id`. The thinking prompt goes in the system turn (VST
+    `think_prompt_in_system`), except for 3D-box prompts."""
+    system = None if sample.reward.get("fn") in NO_THINK_REWARDS else THINKING_SYSTEM_PROMPT
+    return {"prompt": _uniform(prompt_messages(sample, system)), "reward": json.dumps(sample.reward, sort_keys=True),
+            "answer": json.dumps(sample.answer, sort_keys=True), "id": sample.id}
+
+
+def grpo_dataset(rows) -> Any:
+    """A `datasets.Dataset` of GRPO prompt rows from shard rows or Samples; rows without a reward function are
+    dropped (and counted in the log)."""
+    import datasets
+
+    samples = [row if isinstance(row, Sample) else Sample.from_row(row) for row in rows]
+    kept = [grpo_row(sample) for sample in samples if sample.reward.get("fn")]
+    if len(kept) < len(samples):
+        logger.warning("dropping %d sample(s) with no reward function", len(samples) - len(kept))
+    if not kept:
+        raise ValueError("no sample carries a reward function (`reward.fn`)")
+    return datasets.Dataset.from_list(kept)
+
+
+def vst_reward(completions: list, reward: list, answer: list, **kwargs: Any) -> list[float]:
+    """TRL reward function over VST's total reward, dispatching on each row's `reward.fn` (`rewards.batched`)."""
+    functions = [json.loads(r)["fn"] if isinstance(r, str) else r["fn"] for r in reward]
+    return [vst_rewards.batched(fn)([completion], [ans])[0]
+            for fn, completion, ans in zip(functions, completions, answer)]
+
+
+# -- online filtering ------------------------------------------------------------------------------------------------
+def online_filter_mask(rewards: torch.Tensor, num_generations: int, low: float = 0.01, high: float = 0.99):
+    """Per-rollout keep mask (bool, like `rewards`): a prompt group (`num_generations` consecutive rollouts) is kept
+    when its mean reward is strictly between `low` and `high` (VST online_filtering; NaN rewards are ignored)."""
+    means = torch.nanmean(rewards.view(-1, num_generations), dim=1)
+    keep = (means > low) & (means < high)
+    return keep.repeat_interleave(num_generations)
+
+
+# -- trainer ---------------------------------------------------------------------------------------------------------
+def _concat_media(rows: Sequence[dict | None]) -> dict[str, torch.Tensor]:
+    """Media tensors of several prompt rows concatenated in row order (rows without media contribute nothing)."""
+    present = [row for row in rows if row]
+    out = {}
+    for key in MEDIA_KEYS:
+        parts = [row[key] for row in present if key in row]
+        if parts:
+            out[key] = torch.cat([part.reshape(-1) if key == "second_per_grid_ts" else part for part in parts])
+    return out
+
+
+class VSTGRPOTrainer(VitLrMixin, GRPOTrainer):
+    """`GRPOTrainer` that fixes TRL 1.16's multimodal scoring for Qwen2.5-VL and adds VST's online filtering.
+
+    What it fixes (spec training.md §3.5, §7.5):
+    1. Stock TRL builds the scoring kwargs from an `images` column only and `_get_per_token_logps_and_entropies`
+       takes no video arguments, so with videos (and with our inline-media prompts, images too) the old, reference
+       and policy log-prob forwards run on bare `<|video_pad|>`/`<|image_pad|>` embeddings: the vision tower gets no
+       gradient, silently. Here every prompt is encoded by `vst.models.processing.encode_for_generation` (the one
+       prompt->tensor path, left padding); each row's media tensors travel with the batch as the python list
+       `media_rows` (TRL's shuffle/split keep it in step), and a forward pre-hook on the policy and the reference
+       model injects them, with `mm_token_type_ids` built from the ids, into every forward that carries `labels`
+       (the scoring forwards; generation carries none). `<|video_pad|>` is suppressed during sampling as
+       `<|image_pad|>` is. vLLM rollouts are not covered (TRL 1.16 passes only images to vLLM).
+    2. VST's online filtering (DAPO dynamic sampling): prompt groups whose mean reward is <= `filter_low` or >=
+       `filter_high` are dropped from the loss (advantages and completion masks zeroed, token count recomputed).
+       VST regenerates until the batch is full (`max_try_make_batch: -1`); here the step's batch shrinks instead.
+
+    Relies on private TRL methods (`_tokenize_prompts`, `_generate_and_score_completions`, `_compute_loss`,
+    `_calculate_rewards`, `_get_per_token_logps_and_entropies`): pin `trl==1.16.*`; tests/train/test_rl.py guards it.
+    """
+
+    def __init__(self, *args, budgets: Budgets | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.budgets = budgets or self.args.budgets()
+        self._scoring_media: list | None = None  # per-row media of the batch being scored
+        self._media_queue: deque | None = None  # rows not yet consumed by the current log-prob call
+        self._last_rewards: torch.Tensor | None = None
+        config = self.model.config
+        self._image_token_id = getattr(config, "image_token_id", None)
+        self._video_token_id = getattr(config, "video_token_id", None)
+        if self._video_token_id is not None and hasattr(self, "generation_config"):
+            suppress = list(self.generation_config.suppress_tokens or [])
+            if self._video_token_id not in suppress:
+                self.generation_config.suppress_tokens = suppress + [self._video_token_id]
+        self._hooks = [m.register_forward_pre_hook(self._inject_media, with_kwargs=True)
+                       for m in (self.model, self.ref_model) if m is not None]
+
+    # rollouts: our processing path, per-row media kept --------------------------------------------------------------
+    def _tokenize_prompts(self, prompts: list):
+        rows, previous, encoded = [], None, None
+        for prompt in prompts:
+            messages = clean_messages(prompt)
+            if messages != previous:  # the sampler repeats each prompt num_generations times in a row
+                batch = encode_for_generation([messages], self.processing_class, self.budgets)
+                media = {key: batch[key] for key in MEDIA_KEYS if key in batch}
+                if "second_per_grid_ts" in media:
+                    media["second_per_grid_ts"] = torch.as_tensor(media["second_per_grid_ts"], dtype=torch.float32)
+                encoded, previous = (batch["input_ids"][0].tolist(), media or None), messages
+            rows.append(encoded)
+        prompt_ids = [ids for ids, _ in rows]
+        media_rows = [media for _, media in rows]
+        self._scoring_media = media_rows
+        fields: dict[str, Any] = {}
+        if any(media_rows):
+            fields.update(_concat_media(media_rows))
+            fields["mm_token_type_ids"] = [self._token_types(torch.tensor(ids)).tolist() for ids in prompt_ids]
+        return prompt_ids, None, fields
+
+    def _token_types(self, ids: torch.Tensor) -> torch.Tensor:
+        types = torch.zeros_like(ids)
+        if self._image_token_id is not None:
+            types[ids == self._image_token_id] = 1
+        if self._video_token_id is not None:
+            types[ids == self._video_token_id] = 2
+        return types
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._last_rewards = rewards_per_func
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        self._scoring_media = None
+        try:
+            output = super()._generate_and_score_completions(inputs)
+            media_rows = self._scoring_media
+        finally:
+            self._scoring_media = None
+        if media_rows is not None and any(media_rows):
+            output["media_rows"] = media_rows
+        if self.model.training and self.args.online_filtering and self._last_rewards is not None:
+            self._filter_groups(output)
+        return output
+
+    def _filter_groups(self, output: dict) -> None:
+        rewards = (self._last_rewards * self.reward_weights.to(self._last_rewards.device)).nansum(dim=1)
+        keep_all = online_filter_mask(rewards, self.num_generations, self.args.filter_low, self.args.filter_high)
+        rows = output["completion_ids"].size(0)
+        start = self.accelerator.process_index * rows
+        keep = keep_all[start:start + rows].to(output["completion_mask"].device)
+        output["advantages"] = output["advantages"] * keep.to(output["advantages"].dtype)
+        output["completion_mask"] = output["completion_mask"] * keep.unsqueeze(1).to(output["completion_mask"].dtype)
+        loss_mask = output["completion_mask"]
+        if "tool_mask" in output:
+            loss_mask = loss_mask * output["tool_mask"]
+        output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        self._metrics["train"]["online_filter/kept_fraction"].append(keep_all.float().mean().item())
+
+    # scoring: media re-fed to every log-prob forward ------------------------------------------------------------
+    def _compute_loss(self, model, inputs):
+        self._scoring_media = inputs.get("media_rows")
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._scoring_media = None
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, *args, **kwargs):
+        self._media_queue = deque(self._scoring_media) if self._scoring_media is not None else None
+        try:
+            return super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
+        finally:
+            self._media_queue = None
+
+    def _inject_media(self, module, args, kwargs):
+        """Forward pre-hook: give a scoring forward (one with `labels`) its rows' media and `mm_token_type_ids`."""
+        if self._media_queue is None or kwargs.get("labels") is None:
+            return None
+        ids = kwargs["input_ids"]
+        if len(self._media_queue) < ids.size(0):
+            raise RuntimeError(f"media rows out of step: {len(self._media_queue)} left for a batch of {ids.size(0)}")
+        rows = [self._media_queue.popleft() for _ in range(ids.size(0))]
+        kwargs = dict(kwargs)
+        kwargs.update({key: value.to(ids.device) for key, value in _concat_media(rows).items()})
+        kwargs["mm_token_type_ids"] = self._token_types(ids)
+        return args, kwargs
+
+
+def build_trainer(config: VSTGRPOConfig) -> VSTGRPOTrainer:
+    """The trainer of `config`: policy and processor (left padding) loaded, shards turned into GRPO prompts."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from vst.models.loading import resolve
+
+    if not config.shards:
+        raise ValueError("shards: give at least one parquet shard to train on")
+    source = resolve(config.model_name_or_path)
+    processor = AutoProcessor.from_pretrained(source)
+    processor.tokenizer.padding_side = "left"  # spec training.md §3.4: TRL's prompt ids are left-padded
+    model = AutoModelForImageTextToText.from_pretrained(source, **(config.model_init_kwargs or {}))
+    return VSTGRPOTrainer(
+        model=model if config.beta == 0.0 else source,  # beta > 0 rebuilds a reference model from the path (§3.4)
+        reward_funcs=[vst_reward], args=config, train_dataset=grpo_dataset(load_shards(config.shards)),
+        processing_class=processor,
+    )
+
+
+def train_rl(config: VSTGRPOConfig) -> Path:
+    """Train as configured and save model + processor (+ `trainer_state.json`) to `config.output_dir`; returns it."""
+    trainer = build_trainer(config)
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    output = Path(config.output_dir)
+    trainer.save_model(str(output))
+    if trainer.is_world_process_zero():
+        trainer.state.save_to_json(str(output / "trainer_state.json"))
+    return output

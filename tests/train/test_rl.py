@@ -1,0 +1,160 @@
+"""GRPO on the tiny model: video reaches every log-prob forward and trains the vision tower, a few steps end to end,
+online filtering, config defaults equal VST's (spec paper.md §4.3, training.md §7.5-7.6)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vst.data.context import encode_mp4
+from vst.data.engine import EngineConfig, run
+from vst.data.recipes import Recipe
+from vst.data.sample import VIDEO_PLACEHOLDER, Media, Sample, Turn
+from vst.scene.generate import generate_scenes
+from vst.train.rl import (VSTGRPOConfig, VSTGRPOTrainer, grpo_dataset, load_config, online_filter_mask, train_rl,
+                          vst_reward)
+from vst.train.sft import is_vision_tower
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
+TINY_CONFIG = CONFIGS / "tiny-cpu-grpo.yaml"
+RECIPE = Recipe("rl-test", {"si_depth_comparison": 1.0, "mi_camera_motion": 1.0})
+MEDIA_KWARGS = {"pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "mm_token_type_ids"}
+
+
+@pytest.fixture(scope="module")
+def shard(tmp_path_factory, small_config):
+    """One small procedural scene -> a shard of single- and two-image samples (mixed image counts per batch)."""
+    folder = tmp_path_factory.mktemp("rl-data")
+    generate_scenes(folder / "scenes", 1, seed=1, config=small_config)
+    manifest = run(EngineConfig(scenes=folder / "scenes", out=folder / "data", recipe=RECIPE, n=8, seed=0))
+    return str(folder / "data" / manifest["shard"])
+
+
+@pytest.fixture
+def tiny_cache(tiny_folder, monkeypatch):
+    monkeypatch.setenv("VST_CACHE", str(tiny_folder.parent))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def video_samples(n=2):
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(n):
+        frames = [rng.integers(0, 255, (56, 56, 3), dtype=np.uint8) for _ in range(4)]
+        samples.append(Sample(
+            id=f"video-{i}", conversations=[Turn("human", f"{VIDEO_PLACEHOLDER}\nHow many chairs are there?"),
+                                            Turn("gpt", "2")],
+            images=[Media(encode_mp4(frames, fps=2.0))], type="video", modality="video",
+            answer={"type": "number", "value": 2}, reward={"fn": "numeric"}))
+    return samples
+
+
+def dense_reward(completions, **kwargs):
+    """Distinct characters / 32: non-zero advantages with random weights (spec training.md §7.3)."""
+    return [len(set(c[-1]["content"] if isinstance(c, list) else c)) / 32 for c in completions]
+
+
+def test_video_only_batch_trains_vision_tower_through_every_logprob_forward(tiny_folder, tmp_path):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(tiny_folder))
+    processor.tokenizer.padding_side = "left"
+    config = load_config(TINY_CONFIG, [
+        f"output_dir={tmp_path}", "max_steps=1", "per_device_train_batch_size=2", "num_generations=2",
+        "steps_per_generation=2", "beta=0.04", "online_filtering=false", "learning_rate=1e-2", "vit_lr=1e-2",
+        "max_completion_length=6"])
+    trainer = VSTGRPOTrainer(model=str(tiny_folder), reward_funcs=[dense_reward, vst_reward], args=config,
+                             train_dataset=grpo_dataset(video_samples()), processing_class=processor)
+    calls = []
+
+    def record(tag):
+        def hook(module, args, kwargs):
+            if kwargs.get("labels") is not None:
+                calls.append((tag, {k for k, v in kwargs.items() if v is not None}))
+        return hook
+
+    trainer.model.register_forward_pre_hook(record("policy"), with_kwargs=True)
+    trainer.ref_model.register_forward_pre_hook(record("reference"), with_kwargs=True)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if is_vision_tower(n)}
+    trainer.train()
+
+    # old + policy log-probs on the policy, reference log-probs on the reference model, all with the video
+    # 4 rollouts scored in chunks of 2: old log-probs (2 calls) + reference (2 calls) + the loss forward (1 call)
+    assert [tag for tag, _ in calls].count("policy") == 3 and [tag for tag, _ in calls].count("reference") == 2
+    assert all(MEDIA_KWARGS <= names and "pixel_values" not in names for _, names in calls), calls
+    after = dict(trainer.model.named_parameters())
+    changed = [n for n in before if not torch.equal(before[n], after[n])]
+    assert before and len(changed) == len(before), f"{len(changed)}/{len(before)} vision tensors updated"
+
+
+def test_grpo_steps_end_to_end_on_mixed_image_counts(shard, tmp_path, tiny_cache):
+    from vst.models.loading import load_model
+
+    config = load_config(TINY_CONFIG, [f"shards=[{shard}]", f"output_dir={tmp_path / 'run'}", "max_steps=3"])
+    output = train_rl(config)
+    history = json.loads((output / "trainer_state.json").read_text())["log_history"]
+    logs = [entry for entry in history if "loss" in entry]
+    assert len(logs) == 3 and all(np.isfinite(entry["loss"]) for entry in logs)
+    assert all("online_filter/kept_fraction" in entry for entry in logs)
+    model, _ = load_model(str(output))
+    assert any(is_vision_tower(name) for name, _ in model.named_parameters())
+
+
+def test_online_filter_drops_groups_with_mean_reward_0_or_1():
+    rewards = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.01, 0.0, 0.995, 1.0, 0.2, 0.1])
+    keep = online_filter_mask(rewards, num_generations=2)
+    assert keep.tolist() == [False, False, False, False, True, True, False, False, False, False, True, True]
+    assert online_filter_mask(torch.tensor([0.5, float("nan"), 0.0, float("nan")]), 2).tolist() == [True, True,
+                                                                                                     False, False]
+
+
+def test_vst_reward_dispatches_on_each_rows_reward_fn():
+    completions = [[{"role": "assistant", "content": "<think>x</think> 2"}], [{"role": "assistant", "content": "B"}]]
+    reward = [json.dumps({"fn": "numeric"}), json.dumps({"fn": "multiple_choice"})]
+    answer = [json.dumps({"type": "number", "value": 2}), json.dumps({"type": "choice", "value": "B"})]
+    assert vst_reward(completions, reward, answer) == [1.0, 0.5]
+
+
+def test_config_defaults_equal_vst():
+    config = VSTGRPOConfig(output_dir="unused", use_cpu=True)
+    assert (config.epsilon, config.epsilon_high, config.beta, config.temperature) == (0.2, 0.28, 0.0, 1.0)
+    assert (config.filter_low, config.filter_high, config.online_filtering) == (0.01, 0.99, True)
+    assert (config.num_generations, config.max_completion_length, config.learning_rate) == (5, 2048, 1e-6)
+    assert config.loss_type == "dapo" and config.lr_scheduler_type == "constant" and config.weight_decay == 0.01
+
+
+@pytest.mark.parametrize("name", ["qwen2_5vl-3b-grpo.yaml", "qwen2_5vl-7b-grpo.yaml"])
+def test_rl_configs_reproduce_vst(name):
+    config = load_config(CONFIGS / name, ["bf16=false", "use_cpu=true", "fsdp=", "fsdp_config="])
+    assert (config.epsilon, config.epsilon_high, config.beta, config.num_generations) == (0.2, 0.28, 0.0, 5)
+    assert (config.learning_rate, config.max_completion_length, config.temperature) == (1e-6, 2048, 1.0)
+    assert (config.filter_low, config.filter_high) == (0.01, 0.99)
+    rollouts = config.per_device_train_batch_size * 8
+    assert rollouts * config.steps_per_generation == 256 * 5 and rollouts * config.gradient_accumulation_steps == 640
+
+
+def test_unknown_key_names_grpo_config(tmp_path):
+    with pytest.raises(ValueError, match="filter_lo: unknown key .*VSTGRPOConfig"):
+        load_config(None, ["filter_lo=0.1"])
+
+
+def test_images_and_video_share_a_batch(shard, tiny_folder, tmp_path):
+    from transformers import AutoProcessor
+
+    from vst.data.shards import read_samples
+
+    processor = AutoProcessor.from_pretrained(str(tiny_folder))
+    processor.tokenizer.padding_side = "left"
+    rows = list(read_samples(shard))[:2] + video_samples(2)
+    config = load_config(TINY_CONFIG, [f"output_dir={tmp_path}", "max_steps=1", "per_device_train_batch_size=8",
+                                       "num_generations=2", "online_filtering=false", "max_completion_length=4"])
+    trainer = VSTGRPOTrainer(model=str(tiny_folder), reward_funcs=[dense_reward], args=config,
+                             train_dataset=grpo_dataset(rows), processing_class=processor)
+    calls = []
+    trainer.model.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append({k for k, v in kwargs.items() if v is not None})
+        if kwargs.get("labels") is not None else None, with_kwargs=True)
+    trainer.train()
+    assert calls and all({"pixel_values", "image_grid_thw"} | MEDIA_KWARGS <= names for names in calls), calls
