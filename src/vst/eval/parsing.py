@@ -16,6 +16,12 @@ MRA_THRESHOLDS = np.linspace(0.5, 0.95, int((0.95 - 0.5) / 0.05 + 2))
 THINK_END = "</think>"
 
 
+def percent(scores) -> float:
+    """Mean of item scores in [0, 1], as a percentage (the unit every aggregate reports)."""
+    scores = list(scores)
+    return 100.0 * sum(scores) / len(scores)
+
+
 def strip_think(text: str) -> str:
     """The answer part of a `<think>…</think> answer` response (text after the last `</think>`), stripped."""
     text = text or ""

@@ -31,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
-from vst.eval.parsing import vlmevalkit_choice
+from vst.eval.parsing import percent, vlmevalkit_choice
 from vst.eval.prompts import qwen_mcq_prompt
 from vst.eval.rows import image_input, is_local, load_hub_rows, load_local_rows
 
@@ -135,14 +135,14 @@ def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
     by_subtask = defaultdict(list)
     for item in items:
         by_subtask[item.category].append(item.score)
-    categories = {name: 100.0 * sum(scores) / len(scores) for name, scores in by_subtask.items()}
+    categories = {name: percent(scores) for name, scores in by_subtask.items()}
     categories = {name: categories[name] for name in sorted(categories, key=_report_order)}
     if not items:
         overall = 0.0
     elif protocol == "official":
         overall = sum(categories.values()) / len(categories)
     else:
-        overall = 100.0 * sum(item.score for item in items) / len(items)
+        overall = percent(item.score for item in items)
     return Aggregate(overall=overall, categories=categories)
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
-from vst.eval.parsing import vlmevalkit_choice
+from vst.eval.parsing import percent, vlmevalkit_choice
 from vst.eval.prompts import qwen_mcq_prompt
 from vst.eval.rows import image_input, is_local, load_hub_rows, load_local_rows
 
@@ -117,9 +117,6 @@ def score_item(row: dict, response: str, protocol: str = "official") -> CVBenchI
     )
 
 
-def _mean(values: list[float]) -> float:
-    return 100.0 * sum(values) / len(values)
-
 
 def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
     _check(protocol)
@@ -128,11 +125,11 @@ def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
         by_task[item.category].append(item.score)
         by_source[getattr(item, "source", "")].append(item.score)
     parts = {}
-    sources_2d = [_mean(by_source[name]) for name in SOURCES_2D if by_source[name]]
+    sources_2d = [percent(by_source[name]) for name in SOURCES_2D if by_source[name]]
     if sources_2d:
         parts["2D"] = sum(sources_2d) / len(sources_2d)
     if by_source[SOURCE_3D]:
-        parts["3D"] = _mean(by_source[SOURCE_3D])
-    categories = {name: _mean(by_task[name]) for name in TASKS if by_task[name]}
+        parts["3D"] = percent(by_source[SOURCE_3D])
+    categories = {name: percent(by_task[name]) for name in TASKS if by_task[name]}
     overall = sum(parts.values()) / len(parts) if parts else 0.0
     return Aggregate(overall=overall, categories={**categories, **parts})

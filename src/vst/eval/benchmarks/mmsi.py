@@ -35,6 +35,7 @@ from pathlib import Path
 
 from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
 from vst.eval.circular import merge_groups
+from vst.eval.parsing import percent
 from vst.eval.prompts import qwen_mcq_prompt, row_options
 from vst.eval.rows import image_input, is_local, load_hub_rows, load_local_rows
 
@@ -118,9 +119,6 @@ def score_item(row: dict, response: str, protocol: str = "official") -> ItemScor
     )
 
 
-def _percent(scores: list[float]) -> float:
-    return 100.0 * sum(scores) / len(scores)
-
 
 def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
     """Item means ("circular": means over items whose rotations are all right), overall and per question_type."""
@@ -130,8 +128,8 @@ def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
     for question in questions:
         by_category[question.category].append(question.score)
     order = [*CATEGORIES, *sorted(set(by_category) - set(CATEGORIES))]
-    categories = {name: _percent(by_category[name]) for name in order if by_category.get(name)}
-    overall = _percent([question.score for question in questions]) if questions else 0.0
+    categories = {name: percent(by_category[name]) for name in order if by_category.get(name)}
+    overall = percent([question.score for question in questions]) if questions else 0.0
     return Aggregate(overall=overall, categories=categories)
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
 from vst.eval.circular import merge_groups
-from vst.eval.parsing import vlmevalkit_choice
+from vst.eval.parsing import percent, vlmevalkit_choice
 from vst.eval.prompts import qwen_mcq_prompt, row_options, vlmevalkit_mcq_prompt
 from vst.eval.rows import image_input, is_local, load_hub_rows, load_local_rows
 
@@ -114,9 +114,6 @@ def score_item(row: dict, response: str, protocol: str = "official") -> ItemScor
     )
 
 
-def _percent(scores: list[float]) -> float:
-    return 100.0 * sum(scores) / len(scores)
-
 
 def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
     """Means over groups (over rows for "vst"): overall, each type (groups whose subtype it holds), each subtype."""
@@ -129,9 +126,9 @@ def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
     for type_name, subtypes in TYPES.items():
         scores = [score for subtype in subtypes for score in by_subtype[subtype]]
         if scores:
-            categories[type_name] = _percent(scores)
+            categories[type_name] = percent(scores)
     for subtype in [*SUBTYPES, *sorted(set(by_subtype) - set(SUBTYPES))]:
         if by_subtype[subtype]:
-            categories[subtype] = _percent(by_subtype[subtype])
-    overall = _percent([question.score for question in questions]) if questions else 0.0
+            categories[subtype] = percent(by_subtype[subtype])
+    overall = percent([question.score for question in questions]) if questions else 0.0
     return Aggregate(overall=overall, categories=categories)
