@@ -4,6 +4,7 @@ top-down (BEV) plan of the room with labelled object footprints and camera poses
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 
@@ -31,8 +32,14 @@ def instance_colors(max_id: int) -> np.ndarray:
     return colors
 
 
-def draw_bev(axis, scene: Scene, highlight: list[Frame]) -> None:
+def draw_bev(axis, scene: Scene, highlight: list[Frame], camera_labels: list[str] | None = None,
+             highlight_ids: Collection[int] = (), others: bool = True) -> None:
+    """Top view of `scene` on a matplotlib axis: room outline, object footprints (dot = front) with labels, camera
+    frusta. `highlight` frames are drawn large in red and labelled by `camera_labels` (default: frame ids);
+    `highlight_ids` objects get a thick red outline; `others=False` leaves out the other cameras and the video path."""
     import matplotlib.patches as patches
+
+    labels = camera_labels or [f.frame_id for f in highlight]
 
     if scene.room is not None:
         polygon = np.asarray(scene.room.floor_polygon)
@@ -43,22 +50,25 @@ def draw_bev(axis, scene: Scene, highlight: list[Frame]) -> None:
         footprint = box_corners((obj.box.center, obj.box.size, obj.box.rotation))[[0, 2, 6, 4], :2]
         color = tuple(obj.attributes.get("color", category_color(obj.category)))
         on_top = "on" in obj.attributes
-        axis.add_patch(patches.Polygon(footprint, closed=True, facecolor=(*color, 0.5 if on_top else 0.75), edgecolor="black", linewidth=0.6, linestyle=":" if on_top else "-"))
+        marked = obj.instance_id in highlight_ids
+        axis.add_patch(patches.Polygon(footprint, closed=True, facecolor=(*color, 0.5 if on_top else 0.75), edgecolor="#d62728" if marked else "black",
+                                       linewidth=2.2 if marked else 0.6, linestyle=":" if on_top and not marked else "-"))
         front = np.asarray(obj.box.center[:2]) + np.asarray(obj.box.rotation)[:2, 1] * obj.box.size[1] / 2
         axis.plot(*front, marker=".", color="black", markersize=2)
         axis.annotate(obj.category.replace("_", " "), obj.box.center[:2], fontsize=5.5, ha="center", va="center")
-    video = [f for f in scene.frames if f.sequence == "video"]
+    video = [f for f in scene.frames if f.sequence == "video"] if others else []
     if video:
         path = np.array([f.pose[:2, 3] for f in video])
         axis.plot(path[:, 0], path[:, 1], color="#1f77b4", linewidth=1, alpha=0.8, label="video path")
         axis.plot(*path[0], marker="o", color="#1f77b4", markersize=4)
     for frame in scene.frames:
         chosen = frame in highlight
-        if frame.sequence == "video" and not chosen:
+        if not chosen and (frame.sequence == "video" or not others):
             continue
         _draw_frustum(axis, frame, "#d62728" if chosen else "#2ca02c", 1.4 if chosen else 0.7)
         if chosen:
-            axis.annotate(frame.frame_id, frame.pose[:2, 3], fontsize=6, color="#d62728", xytext=(3, 3), textcoords="offset points")
+            label = labels[highlight.index(frame)]
+            axis.annotate(label, frame.pose[:2, 3], fontsize=6 if others else 8, color="#d62728", xytext=(3, 3), textcoords="offset points")
     axis.set_aspect("equal")
     axis.autoscale_view()
     axis.set_title(f"{scene.scene_id}: top view (x right, y up; dots mark object fronts)", fontsize=8)

@@ -40,6 +40,8 @@ def load_recipe(name_or_path: str) -> Recipe:
             raise ValueError(f"unknown recipe {name_or_path!r}; packaged recipes: {', '.join(packaged_recipes())} (or give a .yaml path)")
         text, source = resources.files(__name__).joinpath(f"{name_or_path}.yaml").read_text(), f"{name_or_path}.yaml"
     data = yaml.safe_load(text) or {}
+    if "cot" in data or "rl" in data:
+        raise ValueError(f"{source}: a VST-R recipe (cot/rl keys): use it with `vst data reason --recipe`")
     unknown = set(data) - {"name", "description", "min_fraction", "skills", "options"}
     if unknown:
         raise ValueError(f"{source}: {sorted(unknown)[0]}: unknown key (expected name, description, min_fraction, skills, options)")
