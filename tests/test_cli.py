@@ -106,12 +106,6 @@ def test_missing_frame_file_via_show(tmp_path):
     assert result.exit_code == 1 and "frames[0].image_path: file not found" in result.output
 
 
-@pytest.mark.parametrize("command", [["infer"]])
-def test_commands_not_implemented_yet(command):
-    result = invoke(*command)
-    assert result.exit_code == 2 and "not implemented yet" in result.output
-
-
 def test_train_sft_then_evaluate_the_checkpoint(tmp_path, tiny_folder, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("VST_CACHE", str(tiny_folder.parent))
@@ -157,6 +151,20 @@ def test_data_generate_stats_preview_export(tmp_path):
     assert again.exit_code == 1 and "pass --resume" in again.output
     unknown = invoke("data", "generate", "--scenes", scenes, "--recipe", "nope", "--out", tmp_path / "x")
     assert unknown.exit_code == 1 and "unknown recipe 'nope'" in unknown.output
+
+
+def test_data_reason_writes_cot_and_rl_and_names_bad_general_input(tmp_path):
+    scenes = tmp_path / "scenes"
+    assert invoke("scenes", "generate", "--n", 1, "--out", scenes, *SMALL).exit_code == 0
+    result = invoke("data", "reason", "--scenes", scenes, "--out", tmp_path / "r", "--n", 12)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["outputs"]["cot"]["rows"] > 0 and manifest["trace_source"] == "template"
+    assert "no sources given" in result.output
+    bad = invoke("data", "reason", "--scenes", scenes, "--out", tmp_path / "r2", "--general", "gr_math")
+    assert bad.exit_code == 1 and "expected CATEGORY=FILE" in bad.output
+    missing = invoke("data", "reason", "--scenes", scenes, "--out", tmp_path / "r3", "--general", f"gr_math={tmp_path / 'no.jsonl'}")
+    assert missing.exit_code == 1 and "no.jsonl" in missing.output
 
 
 @pytest.mark.slow

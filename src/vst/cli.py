@@ -32,13 +32,10 @@ eval_app = typer.Typer(help="Benchmarks with official scoring: run a model, re-s
 app.add_typer(eval_app, name="eval")
 train_app = typer.Typer(help="Progressive training: sft (stage 1), coldstart (stage 2, CoT), rl (stage 3, GRPO).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+infer_app = typer.Typer(help="Inference with a checkpoint: chat (optionally thinking), 3D detection drawn on the image.", no_args_is_help=True)
+app.add_typer(infer_app, name="infer")
 console = Console(stderr=True)
 _state = {"debug": False}
-
-NOT_YET = {
-    "infer": "inference: chat, 3D detection",
-}
-
 
 @contextlib.contextmanager
 def reporting_errors():
@@ -173,6 +170,51 @@ def data_generate(
     console.print(f"{manifest['rows']} samples, {len(manifest['counts_per_skill'])} skills, {len(manifest['skipped_scenes'])} scenes skipped -> {out / manifest['shard']}")
     for key, error in manifest["skill_errors"].items():
         console.print(f"[yellow]skill error {key}: {error}[/]", highlight=False)
+
+
+@data_app.command("reason")
+def data_reason(
+    scenes: Annotated[Path, typer.Option("--scenes", help="Folder of rendered scenes (vst scenes generate).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: vst-r-cot.parquet, vst-r-rl.parquet, manifest.json.")],
+    recipe: Annotated[str, typer.Option("--recipe", help="Packaged VST-R recipe (vst-r) or a YAML file.")] = "vst-r",
+    n: Annotated[int, typer.Option("--n", min=1, help="Spatial items (CoT + RL) in all; general items are added in the recipe's proportion.")] = 500,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    teacher_url: Annotated[Optional[str], typer.Option("--teacher-url", help="OpenAI-compatible endpoint for teacher traces, e.g. http://127.0.0.1:8000/v1 (default: geometry templates).")] = None,
+    teacher_model: Annotated[Optional[str], typer.Option("--teacher-model", help="Model name at --teacher-url.")] = None,
+    teacher_concurrency: Annotated[int, typer.Option("--teacher-concurrency", min=1, help="Teacher requests in flight.")] = 8,
+    general: Annotated[Optional[list[str]], typer.Option("--general", help="CATEGORY=FILE of general reasoning data (gr_math, gr_ocr, gr_knowledge; .json/.jsonl/.parquet); repeatable.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+) -> None:
+    """VST-R: chain-of-thought traces and rule-checkable RL prompts from scenes (resumable; teacher answers are cached)."""
+    from vst.data.engine import list_scenes
+    from vst.data.reasoning import ReasonConfig, load_reason_recipe, run_reason
+
+    with reporting_errors():
+        sources = {}
+        for item in general or []:
+            category, _, path = item.partition("=")
+            if not path:
+                raise ValueError(f"--general {item}: expected CATEGORY=FILE, e.g. gr_math=math.jsonl")
+            sources[category] = Path(path)
+        config = ReasonConfig(scenes=scenes, out=out, recipe=load_reason_recipe(recipe), n=n, seed=seed, general=sources,
+                              teacher_url=teacher_url, teacher_model=teacher_model, teacher_concurrency=teacher_concurrency, resume=resume)
+        with progress_bar() as progress:
+            task = progress.add_task("scenes", total=len(list_scenes(scenes)))
+
+            def on_scene(name: str, rows: int, skipped: str | None) -> None:
+                if skipped:
+                    progress.console.print(f"[yellow]skipped scene {name}: {skipped}[/]", highlight=False)
+                progress.advance(task)
+
+            manifest = run_reason(config, on_scene)
+    outputs = manifest["outputs"]
+    console.print(f"{outputs['cot']['rows']} CoT samples -> {out / outputs['cot']['file']}; {outputs['rl']['rows']} RL prompts -> {out / outputs['rl']['file']}")
+    if manifest["teacher"]:
+        console.print(f"teacher: {manifest['teacher']}")
+    for key, error in manifest["errors"].items():
+        console.print(f"[yellow]error {key}: {error}[/]", highlight=False)
+    for problem in manifest["general_problems"]:
+        console.print(f"[yellow]{problem}[/]", highlight=False)
 
 
 @data_app.command("merge")
@@ -316,17 +358,26 @@ def eval_report(
 
 # -- train ------------------------------------------------------------------------------------------------------
 def _train(config: Path, overrides: list[str], stage: str = "sft") -> None:
+    import torch.distributed as dist
+
     if stage == "rl":
         from vst.train.rl import load_config, train_rl as train
     else:
         from vst.train.sft import load_config, train_sft as train
 
-    with reporting_errors():
-        if not config.is_file():
-            raise FileNotFoundError(f"{config}: config file not found")
-        settings = load_config(config, overrides)
-        folder = train(settings)
-    console.print(f"checkpoint -> {folder}")
+    try:
+        with reporting_errors():
+            if not config.is_file():
+                raise FileNotFoundError(f"{config}: config file not found")
+            settings = load_config(config, overrides)
+            folder = train(settings)
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+            console.print(f"checkpoint -> {folder}")
+    finally:
+        # Under torchrun / accelerate launch: without this, gloo threads sometimes abort at interpreter exit after a
+        # good run and the launcher reports a failure (spec training.md §7.7).
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 @train_app.command("sft")
@@ -387,19 +438,51 @@ def demo(
     console.print("Training and evaluation stages join the demo as they land (see README).")
 
 
-def _not_implemented(name: str, what: str) -> typer.Typer:
-    group = typer.Typer(help=f"{what} (not implemented yet).", invoke_without_command=True)
+# -- infer ------------------------------------------------------------------------------------------------------
+@infer_app.command("chat")
+def infer_chat(
+    question: Annotated[str, typer.Argument(help="The question, e.g. \"Which is closer to the camera, the chair or the lamp?\"")],
+    model: Annotated[str, typer.Option("--model", help="Checkpoint folder, hub id, tiny, or openai:<base_url>#<model>.")],
+    image: Annotated[Optional[list[Path]], typer.Option("--image", help="An image the question is about; repeat for several.")] = None,
+    video: Annotated[Optional[Path], typer.Option("--video", help="A video the question is about (sampled at 2 fps, VST's SFT setting).")] = None,
+    think: Annotated[bool, typer.Option("--think", help="Use VST's thinking system prompt: the answer reads <think>...</think> answer.")] = False,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 1024,
+) -> None:
+    """Ask the model a question about images and/or a video; prints its raw answer."""
+    from vst.infer import chat
 
-    @group.callback()
-    def _callback() -> None:
-        console.print(f"vst {name}: not implemented yet ({what}).")
-        raise typer.Exit(2)
+    with reporting_errors():
+        for path in [*(image or []), *([video] if video else [])]:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: file not found")
+        answer = chat(model, question, images=image or [], video=video, think=think, max_new_tokens=max_new_tokens)
+    typer.echo(answer)
 
-    return group
 
+@infer_app.command("detect3d")
+def infer_detect3d(
+    model: Annotated[str, typer.Option("--model", help="Checkpoint folder, hub id, tiny, or openai:<base_url>#<model>.")],
+    image: Annotated[Path, typer.Option("--image", help="The image to detect objects in.")],
+    categories: Annotated[str, typer.Option("--categories", help="Comma-separated category names, e.g. chair,table.")],
+    hfov: Annotated[float, typer.Option("--hfov", min=1.0, max=179.0, help="Horizontal field of view in degrees; 60 (VST's cookbook) when the camera is unknown.")] = 60.0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="PNG with the boxes drawn (default: ./<image stem>_boxes3d.png).")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 1024,
+) -> None:
+    """3D boxes of the given categories with VST's camera prompt; draws them on the image and prints them as JSON."""
+    from vst.infer import detect3d, draw_boxes3d
 
-for _name, _what in NOT_YET.items():
-    app.add_typer(_not_implemented(_name, _what), name=_name)
+    out = out or Path(f"{image.stem}_boxes3d.png")
+    with reporting_errors():
+        if not image.is_file():
+            raise FileNotFoundError(f"{image}: image not found")
+        detection = detect3d(model, image, categories, hfov, max_new_tokens=max_new_tokens)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        draw_boxes3d(image, detection.boxes, detection.intrinsics).save(out)
+    if not detection.parsed:
+        console.print("[bold yellow]warning:[/] the model output did not parse as VST's 3D boxes (JSON list of "
+                      "bbox_3d/label); no boxes drawn. The raw text is in `response`.")
+    console.print(f"{len(detection.boxes)} boxes -> {out}")
+    typer.echo(json.dumps({"image": str(image), "out": str(out), **detection.to_json()}, indent=1))
 
 
 def main(argv: Optional[list[str]] = None) -> None:
