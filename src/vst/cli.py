@@ -410,32 +410,27 @@ def train_rl_command(
 # -- main job ---------------------------------------------------------------------------------------------------
 @app.command("demo")
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
-    n: Annotated[int, typer.Option("--n", min=1, help="Number of procedural scenes.")] = 4,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="VST-P samples to generate from the scenes.")] = 400,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Pipeline YAML (default: configs/pipeline/tiny-cpu.yaml; real scale: configs/pipeline/qwen2_5vl-3b.yaml).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: the config's `out`).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Override the config's seed.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Delete --out first instead of resuming it.")] = False,
 ) -> None:
-    """The main job on the embedded default. For now: procedural scenes -> previews -> VST-P shard -> data preview."""
-    from vst.data.engine import EngineConfig, run
-    from vst.data.inspect import preview_html
-    from vst.data.recipes import load_recipe
-    from vst.scene.generate import generate_scenes
-    from vst.scene.preview import show_scene
+    """The main job: scenes -> VST-P + VST-R -> SFT -> CoT cold start -> GRPO, held-out vst-synth after every stage,
+    then out/report.md. Resumes an interrupted run in --out."""
+    from vst.pipeline import DEFAULT_CONFIG, Pipeline, clean, load_pipeline_config
 
-    with reporting_errors(), progress_bar() as progress:
-        task = progress.add_task("scenes", total=n)
-        result = generate_scenes(out / "scenes", n, seed, on_scene=lambda *_: progress.advance(task))
-        previews = out / "previews"
-        for identifier in result.generated + result.skipped:
-            show_scene(out / "scenes" / identifier, previews / f"{identifier}.png")
-        task = progress.add_task("samples", total=n)
-        config = EngineConfig(scenes=out / "scenes", out=out / "data", recipe=load_recipe("vst-p"), n=samples, seed=seed, resume=True)
-        manifest = run(config, lambda *_: progress.advance(task))
-        shard = out / "data" / manifest["shard"]
-        page = preview_html([shard], out / "data" / "preview.html", n=24, seed=seed)
-    console.print(f"{len(result.generated) + len(result.skipped)} scenes -> {out / 'scenes'}; previews -> {previews}")
-    console.print(f"{manifest['rows']} samples over {len(manifest['counts_per_skill'])} skills -> {shard}; open {page} to check them by eye")
-    console.print("Training and evaluation stages join the demo as they land (see README).")
+    with reporting_errors():
+        path = config or Path(DEFAULT_CONFIG)
+        settings, folder = load_pipeline_config(path, {"out": str(out) if out else None, "seed": seed})
+        if fresh:
+            clean(Path(settings.out))
+        start = time.perf_counter()
+
+        def log(message: str) -> None:
+            console.print(f"[dim]{time.perf_counter() - start:6.0f} s[/] {message}")
+
+        report = Pipeline(settings, folder, log).run()
+    console.print(f"report -> {report} (and {report.parent / 'report'}/*.png)")
 
 
 # -- infer ------------------------------------------------------------------------------------------------------

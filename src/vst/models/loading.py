@@ -12,7 +12,7 @@ from pathlib import Path
 from vst.models.tiny import save_tiny
 
 # Names that build an offline tiny model instead of reading a checkpoint: name -> `tiny.SIZES` key.
-TINY_MODELS = {"tiny": "tiny", "tiny-small": "small"}
+TINY_MODELS = {"tiny": "tiny", "tiny-medium": "medium", "tiny-small": "small"}
 
 
 def cache_dir() -> Path:
@@ -32,7 +32,7 @@ def load_model(
 ):
     """(model, processor) in eval mode on `device`.
 
-    path_or_name: "tiny" / "tiny-small" (offline, built under `cache`), a local Hugging Face folder, or a hub id
+    path_or_name: "tiny" / "tiny-medium" / "tiny-small" (offline, built under `cache`), a local Hugging Face folder, or a hub id
     (needs network unless already in the hub cache). dtype: "float32", "bfloat16", "float16", "auto" (the
     checkpoint's) or a torch dtype.
     """

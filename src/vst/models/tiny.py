@@ -97,6 +97,9 @@ SIZES = {
     # ~0.4 M parameters (spec training.md §3.2): fast enough for unit tests on one CPU core.
     "tiny": TinySize(vocab=1024, text_hidden=64, text_layers=2, text_heads=4, text_kv_heads=2,
                      vision_hidden=64, vision_depth=2, vision_heads=4),
+    # ~2.5 M parameters: the `vst demo` model, big enough to learn answer priors and simple cues in minutes on 2 cores.
+    "medium": TinySize(vocab=1024, text_hidden=128, text_layers=4, text_heads=4, text_kv_heads=2,
+                       vision_hidden=128, vision_depth=2, vision_heads=4),
     # ~22 M parameters: the CPU throughput model of spec training.md §3.7 / §7.8.
     "small": TinySize(vocab=1024, text_hidden=384, text_layers=4, text_heads=6, text_kv_heads=2,
                       vision_hidden=384, vision_depth=4, vision_heads=6),
@@ -202,7 +205,7 @@ def build_config(tokenizer, size: TinySize):
 
 
 def build_tiny(size: str = "tiny", seed: int = 0):
-    """(model, processor): a randomly initialised Qwen2.5-VL of `size` ("tiny" | "small"), in memory, fp32."""
+    """(model, processor): a randomly initialised Qwen2.5-VL of `size` ("tiny" | "medium" | "small"), in memory, fp32."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 

@@ -1,0 +1,422 @@
+"""The main job: the whole progressive pipeline, from procedural scenes to a report, in one resumable run.
+
+    scenes (train + held-out) -> VST-P shard -> VST-R CoT + RL -> SFT -> CoT cold start -> GRPO
+                                  evaluation on held-out vst-synth before training and after every stage -> report
+
+`vst demo` runs it with `configs/pipeline/tiny-cpu.yaml` (a ~2 M-parameter offline Qwen2.5-VL on CPU, about ten
+minutes on 2 cores); `configs/pipeline/qwen2_5vl-3b.yaml` is the same pipeline at real scale. Every step leaves its
+output under `out/` and is skipped when a rerun finds it finished, so an interrupted run continues where it stopped.
+
+The report (`out/report.md` + PNGs) shows per-skill held-out scores by stage next to chance, the training curves, and
+a few held-out examples with each stage's answer. "Chance" is the expected score of a uniform guess among the
+options (multiple choice, named options, yes/no, orders); for numeric answers it is the MRA of always answering the
+training set's median for that skill, a prior any model can learn without looking at the images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+STAGES = ("sft", "coldstart", "rl")
+DEFAULT_CONFIG = "configs/pipeline/tiny-cpu.yaml"
+EXAMPLES = 6
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScenesConfig(_Strict):
+    n: int = Field(12, ge=1)
+    seed: int = 0
+    image_size: int = Field(224, ge=32)
+    stills: int = Field(4, ge=0)
+    pairs: int = Field(2, ge=0)
+    video: bool = True
+    video_frames: tuple[int, int] = (30, 40)
+    workers: int = Field(1, ge=1)
+
+
+class HeldOutConfig(_Strict):
+    n: int = Field(4, ge=1)
+    seed: int = 1000  # scenes of another seed: no room, layout or frame is shared with training
+    samples: int = Field(240, ge=1)
+
+
+class DataConfig(_Strict):
+    recipe: str = "vst-p"  # packaged name or a YAML path (relative paths: next to the pipeline config)
+    n: int = Field(1600, ge=1)
+
+
+class EvalConfig(_Strict):
+    limit: int | None = Field(None, ge=1)
+    batch_size: int = Field(16, ge=1)
+    max_new_tokens: int = Field(16, ge=1)  # direct answers (base model, SFT)
+    think_max_new_tokens: int = Field(384, ge=1)  # <think>…</think> answers (cold start, RL)
+
+
+class StageConfig(_Strict):
+    config: str  # a configs/train/*.yaml (relative paths: next to the pipeline config)
+    overrides: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+
+class PipelineConfig(_Strict):
+    out: str = "runs/demo"
+    model: str = "tiny-medium"
+    seed: int = 0
+    scenes: ScenesConfig = ScenesConfig()
+    heldout: HeldOutConfig = HeldOutConfig()
+    vst_p: DataConfig = DataConfig()
+    vst_r: DataConfig = DataConfig(recipe="vst-r", n=240)
+    eval: EvalConfig = EvalConfig()
+    stages: dict[str, StageConfig] = Field(default_factory=dict)
+
+
+def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[PipelineConfig, Path]:
+    """(config, folder its relative paths are resolved against); errors name the file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pipeline config not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        config = PipelineConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ValueError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    unknown = [name for name in config.stages if name not in STAGES]
+    if unknown:
+        raise ValueError(f"{path}: stages.{unknown[0]}: unknown stage (expected {', '.join(STAGES)})")
+    return config, path.parent
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _resolve(path: str, folder: Path) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() or candidate.exists() else folder / candidate
+
+
+# -- steps ---------------------------------------------------------------------------------------------------------
+class Pipeline:
+    """Runs the steps in order; `log(message)` reports progress (the CLI prints it with timings)."""
+
+    def __init__(self, config: PipelineConfig, folder: Path, log: Callable[[str], None] = print):
+        self.config, self.folder, self.log = config, folder, log
+        self.out = Path(config.out)
+        self.timings: dict[str, float] = {}
+
+    def run(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._step("scenes", self.make_scenes, main_only=True)
+        self._step("VST-P data", self.make_vst_p, main_only=True)
+        self._step("VST-R data", self.make_vst_r, main_only=True)
+        model = self.config.model
+        self._step("evaluate base", lambda: self.evaluate("base", model, think=False), main_only=True)
+        for stage in STAGES:
+            settings = self.config.stages.get(stage)
+            if settings is None or not settings.enabled:
+                continue
+            model = self._step(f"train {stage}", lambda: self.train(stage, settings, model))
+            self._step(f"evaluate {stage}", lambda: self.evaluate(stage, model, think=stage != "sft"), main_only=True)
+        return self._step("report", self.report, main_only=True)
+
+    def _step(self, name: str, work: Callable[[], Any], main_only: bool = False) -> Any:
+        """Run one step and time it. Under `accelerate launch` / `torchrun` (RANK set), data, evaluation and report
+        steps run on rank 0 while the other ranks wait for its marker file; training runs on every rank."""
+        marker = self.out / ".done" / name.replace(" ", "-")
+        if main_only and _rank() != 0:
+            while not marker.is_file():
+                time.sleep(5)
+            return self.out / "report.md" if name == "report" else None
+        self.log(f"[bold]{name}[/] ...")
+        start = time.perf_counter()
+        result = work()
+        self.timings[name] = time.perf_counter() - start
+        self.log(f"{name} done in {self.timings[name]:.0f} s")
+        if main_only:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{self.timings[name]:.1f}\n")
+        return result
+
+    # data
+    def _scene_config(self):
+        from vst.scene.cameras import CameraConfig
+        from vst.scene.procedural import ProceduralConfig
+
+        s = self.config.scenes
+        cameras = CameraConfig(width=s.image_size, height=s.image_size, n_stills=s.stills, n_pairs=s.pairs, video=s.video,
+                               video_frames=tuple(s.video_frames))
+        return ProceduralConfig(cameras=cameras)
+
+    def make_scenes(self) -> None:
+        from vst.scene.generate import generate_scenes
+
+        s, h = self.config.scenes, self.config.heldout
+        if s.seed == h.seed:
+            raise ValueError("scenes.seed and heldout.seed must differ: held-out scenes must not be training scenes")
+        for folder, n, seed in ((self.out / "scenes" / "train", s.n, s.seed), (self.out / "scenes" / "heldout", h.n, h.seed)):
+            result = generate_scenes(folder, n, seed, self._scene_config(), workers=s.workers)
+            if result.failed:
+                self.log(f"[yellow]{len(result.failed)} scene(s) failed in {folder}: {result.failed}[/]")
+
+    def make_vst_p(self) -> None:
+        from vst.data.engine import EngineConfig, run
+        from vst.data.recipes import load_recipe
+
+        recipe = load_recipe(self._recipe_arg(self.config.vst_p.recipe))
+        for scenes, out, n, seed in ((self.out / "scenes" / "train", self.out / "data" / "vst-p", self.config.vst_p.n, self.config.seed),
+                                     (self.out / "scenes" / "heldout", self.out / "data" / "heldout", self.config.heldout.samples, self.config.seed + 1)):
+            run(EngineConfig(scenes=scenes, out=out, recipe=recipe, n=n, seed=seed, resume=True))
+
+    def make_vst_r(self) -> None:
+        from vst.data.reasoning import ReasonConfig, load_reason_recipe, run_reason
+
+        recipe = load_reason_recipe(self._recipe_arg(self.config.vst_r.recipe))
+        run_reason(ReasonConfig(scenes=self.out / "scenes" / "train", out=self.out / "data" / "vst-r", recipe=recipe,
+                                n=self.config.vst_r.n, seed=self.config.seed, resume=True))
+
+    def _recipe_arg(self, recipe: str) -> str:
+        return str(_resolve(recipe, self.folder)) if recipe.endswith((".yaml", ".yml")) else recipe
+
+    # training
+    def stage_data(self, stage: str) -> Path:
+        data = self.out / "data"
+        return {"sft": data / "vst-p" / "shard-00000-of-00001.parquet", "coldstart": data / "vst-r" / "vst-r-cot.parquet",
+                "rl": data / "vst-r" / "vst-r-rl.parquet"}[stage]
+
+    def train(self, stage: str, settings: StageConfig, model: str) -> str:
+        output = self.out / "checkpoints" / stage
+        if (output / "trainer_state.json").is_file():
+            self.log(f"{output} is finished: kept")
+            return str(output)
+        overrides = [*settings.overrides, f"model_name_or_path={model}", f"output_dir={output}",
+                     f"shards=[{self.stage_data(stage)}]", f"seed={self.config.seed}"]
+        config_path = _resolve(settings.config, self.folder)
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path}: stages.{stage}.config: training config not found")
+        if stage == "rl":
+            from vst.train.rl import load_config, train_rl as train
+        else:
+            from vst.train.sft import load_config, train_sft as train
+        return str(train(load_config(config_path, overrides)))
+
+    # evaluation
+    def evaluate(self, stage: str, model: str, think: bool) -> dict:
+        from vst.eval.backends import make_backend
+        from vst.eval.benchmarks import load_all
+        from vst.eval.runner import RunConfig, run
+
+        load_all()
+        e = self.config.eval
+        backend = ThinkingBackend(make_backend(model)) if think else make_backend(model)
+        config = RunConfig("vst-synth", self.out / "eval" / stage, source=str(self.out / "data" / "heldout"), limit=e.limit,
+                           batch_size=e.batch_size, max_new_tokens=e.think_max_new_tokens if think else e.max_new_tokens)
+        scores = run(config, backend)
+        self.log(f"{stage}: vst-synth overall {scores['overall']:.1f} % over {scores['n']} items ({scores['n_unparsed']} unparsed)")
+        return scores
+
+    def report(self) -> Path:
+        return write_report(self.out, self.timings)
+
+
+class ThinkingBackend:
+    """Wraps a backend so every prompt carries VST's thinking system prompt (models after the CoT stages)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def generate(self, prompts, **kwargs):
+        from dataclasses import replace
+
+        from vst.models.processing import THINKING_SYSTEM_PROMPT
+
+        return self.backend.generate([replace(p, system=THINKING_SYSTEM_PROMPT) for p in prompts], **kwargs)
+
+
+# -- chance ----------------------------------------------------------------------------------------------------------
+def chance_scores(heldout_rows: list[dict], train_samples) -> dict[str, float]:
+    """Per skill, percent: the expected score of a uniform guess, or for numbers the MRA of the training median."""
+    from vst.eval.parsing import mean_relative_accuracy
+
+    medians: dict[str, list[float]] = defaultdict(list)
+    for sample in train_samples:
+        if sample.answer.get("type") == "number":
+            medians[sample.skill].append(float(sample.answer["value"]))
+    scores: dict[str, list[float]] = defaultdict(list)
+    for row in heldout_rows:
+        answer, skill = row["answer"], row["skill"]
+        kind = answer.get("type")
+        if kind in ("mc", "text") and answer.get("options"):
+            scores[skill].append(1.0 / len(answer["options"]))
+        elif kind == "yesno":
+            scores[skill].append(0.5)
+        elif kind == "order":
+            scores[skill].append(1.0 / math.factorial(len(answer["value"])))
+        elif kind == "number" and medians.get(skill):
+            scores[skill].append(mean_relative_accuracy(float(np.median(medians[skill])), float(answer["value"])))
+    return {skill: 100.0 * float(np.mean(values)) for skill, values in sorted(scores.items())}
+
+
+# -- report ----------------------------------------------------------------------------------------------------------
+def _stage_results(out: Path) -> dict[str, dict]:
+    results = {}
+    for stage in ("base", *STAGES):
+        path = out / "eval" / stage / "scores.json"
+        if path.is_file():
+            results[stage] = json.loads(path.read_text())
+    return results
+
+
+def _accuracy_chart(results: dict[str, dict], chance: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    skills = sorted({s for r in results.values() for s in r["categories"]})
+    stages = list(results)
+    figure, axis = plt.subplots(figsize=(9, 0.55 * len(skills) + 1.5), dpi=110)
+    height = 0.8 / max(len(stages), 1)
+    colors = {"base": "#9e9e9e", "sft": "#1f77b4", "coldstart": "#ff7f0e", "rl": "#2ca02c"}
+    for k, stage in enumerate(stages):
+        values = [results[stage]["categories"].get(s, np.nan) for s in skills]
+        axis.barh(np.arange(len(skills)) + k * height, values, height, label=stage, color=colors.get(stage))
+    for i, skill in enumerate(skills):
+        if skill in chance:
+            axis.plot([chance[skill]] * 2, [i - 0.1, i + 0.9], color="black", linewidth=1.5, linestyle="--",
+                      label="chance" if i == 0 else None)
+    axis.set_yticks(np.arange(len(skills)) + 0.4 - height / 2, skills, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("held-out vst-synth score (%)")
+    axis.set_xlim(0, 100)
+    axis.legend(fontsize=8, loc="lower right")
+    axis.set_title("Held-out score per skill by stage (dashed: chance)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _curves(out: Path, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for stage, key in (("sft", "loss"), ("coldstart", "loss"), ("rl", "reward")):
+        state = out / "checkpoints" / stage / "trainer_state.json"
+        if state.is_file():
+            history = [h for h in json.loads(state.read_text()).get("log_history", []) if key in h and "step" in h]
+            if history:
+                panels.append((stage, key, [h["step"] for h in history], [float(h[key]) for h in history]))
+    if not panels:
+        return False
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), dpi=110, squeeze=False)
+    for axis, (stage, key, steps, values) in zip(axes[0], panels):
+        axis.plot(steps, values, color="#1f77b4", alpha=0.45, linewidth=1)
+        window = max(1, len(values) // 10)
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        axis.plot(steps[window - 1:], smooth, color="#1f77b4", linewidth=2)
+        axis.set_title(f"{stage}: {key}", fontsize=10)
+        axis.set_xlabel("step")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def _examples(out: Path, results: dict[str, dict], count: int = EXAMPLES) -> list[str]:
+    """Markdown for a few held-out items (one per skill, first in file order): image, question, truth, answers."""
+    import io
+
+    from PIL import Image
+
+    from vst.data.shards import read_samples
+    from vst.eval.predictions import read_predictions
+
+    predictions = {stage: {row["id"]: row["response"] for _, row in read_predictions(out / "eval" / stage / "predictions.jsonl")}
+                   for stage in results}
+    folder = out / "report" / "examples"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines, seen = [], set()
+    for sample in read_samples(sorted((out / "data" / "heldout").glob("*.parquet"))):
+        if len(seen) >= count or sample.skill in seen or sample.modality == "video" or not sample.images:
+            continue
+        if not all(sample.id in p for p in predictions.values()):
+            continue
+        seen.add(sample.skill)
+        names = []
+        for k, media in enumerate(sample.images[:2]):
+            name = f"{len(seen):02d}-{k}.jpg"
+            Image.open(io.BytesIO(media.bytes)).convert("RGB").save(folder / name, quality=90)
+            names.append(name)
+        question = sample.question.replace("<|image_pad|>", "").strip().replace("\n", " ")
+        lines += [f"**{sample.skill}** ({sample.id})", "", " ".join(f"![](report/examples/{n})" for n in names), "",
+                  f"- question: {question}", f"- ground truth: `{sample.response}`"]
+        for stage, answers in predictions.items():
+            text = " ".join(answers[sample.id].split())
+            lines.append(f"- {stage}: `{text[:300]}{'…' if len(text) > 300 else ''}`")
+        lines.append("")
+    return lines
+
+
+def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
+    """`out/report.md` with `report/accuracy.png` and `report/curves.png`; returns the markdown path."""
+    from vst.data.shards import read_samples
+    from vst.eval.benchmarks.vst_synth import load_rows
+
+    results = _stage_results(out)
+    if not results:
+        raise ValueError(f"{out}: no evaluation results yet (eval/*/scores.json)")
+    folder = out / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = load_rows(str(out / "data" / "heldout"))
+    chance = chance_scores(rows, read_samples(out / "data" / "vst-p" / "shard-00000-of-00001.parquet"))
+    _accuracy_chart(results, chance, folder / "accuracy.png")
+    has_curves = _curves(out, folder / "curves.png")
+    skills = sorted({s for r in results.values() for s in r["categories"]})
+    stages = list(results)
+    lines = ["# vst demo report", "",
+             f"Held-out benchmark: vst-synth ({results[stages[0]]['n']} items from scenes never seen in training, "
+             f"protocol `{results[stages[0]]['protocol']}`); scores in percent. Chance: a uniform guess among the options, "
+             "or for numeric answers the MRA of always answering the training median.", "",
+             "| skill | chance | " + " | ".join(stages) + " |", "|---|---|" + "---|" * len(stages)]
+    for skill in skills:
+        cells = [f"{results[s]['categories'][skill]:.1f}" if skill in results[s]["categories"] else "-" for s in stages]
+        lines.append(f"| {skill} | {chance.get(skill, float('nan')):.1f} | " + " | ".join(cells) + " |")
+    mean_chance = np.mean([chance[s] for s in skills if s in chance]) if chance else float("nan")
+    lines.append(f"| **overall** | {mean_chance:.1f} | " + " | ".join(f"**{results[s]['overall']:.1f}**" for s in stages) + " |")
+    lines.append("| unparsed answers | | " + " | ".join(str(results[s]["n_unparsed"]) for s in stages) + " |")
+    lines += ["", "![per-skill scores](report/accuracy.png)", ""]
+    if has_curves:
+        lines += ["## Training curves", "", "![curves](report/curves.png)", ""]
+    lines += ["## Examples", "", *_examples(out, results)]
+    if timings:
+        lines += ["## Time per step", "", "| step | seconds |", "|---|---|"]
+        lines += [f"| {name} | {seconds:.0f} |" for name, seconds in timings.items()]
+    path = out / "report.md"
+    from vst.scene.types import atomic_write_text
+
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def clean(out: Path) -> None:
+    """Remove a previous run (`vst demo --fresh`)."""
+    if out.exists():
+        shutil.rmtree(out)

@@ -1,0 +1,90 @@
+"""The main job (vst.pipeline / `vst demo`): config errors, chance baselines by hand, and a whole tiny run that resumes."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from vst.data.sample import Sample, Turn
+from vst.eval.parsing import mean_relative_accuracy
+from vst.pipeline import chance_scores, load_pipeline_config
+
+TINY_RUN = {
+    "model": "tiny",
+    "scenes": {"n": 2, "seed": 0, "image_size": 96, "stills": 2, "pairs": 1, "video": True, "video_frames": [8, 10]},
+    "heldout": {"n": 1, "seed": 7, "samples": 24},
+    "vst_p": {"recipe": "recipe.yaml", "n": 40},
+    "vst_r": {"recipe": "vst-r", "n": 16},
+    "eval": {"batch_size": 8, "max_new_tokens": 4, "think_max_new_tokens": 8},
+    "stages": {
+        "sft": {"config": "{root}/configs/train/tiny-cpu-sft.yaml", "overrides": ["max_steps=3"]},
+        "coldstart": {"config": "{root}/configs/train/tiny-cpu-coldstart.yaml", "overrides": ["max_steps=2"]},
+        "rl": {"config": "{root}/configs/train/tiny-cpu-grpo.yaml", "overrides": ["max_steps=1", "max_completion_length=4"]},
+    },
+}
+
+
+def test_config_errors_name_file_and_field(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("scenes: {n: 0}\n")
+    with pytest.raises(ValueError, match=r"p.yaml: scenes.n: Input should be greater than or equal to 1"):
+        load_pipeline_config(path)
+    path.write_text("stages: {pretrain: {config: x.yaml}}\n")
+    with pytest.raises(ValueError, match="stages.pretrain: unknown stage"):
+        load_pipeline_config(path)
+    path.write_text("colour: red\n")
+    with pytest.raises(ValueError, match="p.yaml: colour: Extra inputs are not permitted"):
+        load_pipeline_config(path)
+    config, folder = load_pipeline_config("configs/pipeline/tiny-cpu.yaml", {"out": "elsewhere", "seed": None})
+    assert config.out == "elsewhere" and config.seed == 0 and (folder / config.stages["sft"].config).is_file()
+    assert (folder / config.vst_p.recipe).is_file()
+
+
+def test_chance_by_hand():
+    rows = [{"skill": "a", "answer": {"type": "mc", "value": "A", "options": ["A. x", "B. y"]}},
+            {"skill": "a", "answer": {"type": "mc", "value": "B", "options": ["A. x", "B. y", "C. z", "D. w"]}},
+            {"skill": "b", "answer": {"type": "order", "value": ["A", "B", "C"]}},
+            {"skill": "c", "answer": {"type": "number", "value": 3.0}},
+            {"skill": "d", "answer": {"type": "text", "value": "a caption"}}]
+    train = [Sample("t", [Turn("human", "q"), Turn("gpt", str(v))], skill="c", answer={"type": "number", "value": v})
+             for v in (1.0, 2.0, 10.0)]
+    chance = chance_scores(rows, train)
+    assert chance["a"] == pytest.approx(100 * (0.5 + 0.25) / 2)
+    assert chance["b"] == pytest.approx(100 / 6)
+    assert chance["c"] == pytest.approx(100 * mean_relative_accuracy(2.0, 3.0))  # median of 1, 2, 10 is 2
+    assert "d" not in chance
+
+
+def test_tiny_pipeline_runs_every_stage_writes_the_report_and_resumes(tmp_path, tiny_folder, monkeypatch):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from vst.cli import app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("VST_CACHE", str(tiny_folder.parent))
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "recipe.yaml").write_text("name: t\nskills: {si_depth_comparison: 2, mi_camera_motion: 1, video_counting: 1}\n")
+    config = json.loads(json.dumps(TINY_RUN).replace("{root}", str(root)))
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["demo", "--config", str(tmp_path / "pipeline.yaml"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for stage in ("base", "sft", "coldstart", "rl"):
+        scores = json.loads((out / "eval" / stage / "scores.json").read_text())
+        assert scores["benchmark"] == "vst-synth" and scores["n"] > 0
+    report = (out / "report.md").read_text()
+    assert "| skill | chance | base | sft | coldstart | rl |" in report
+    assert "si_depth_comparison" in report and "## Examples" in report
+    for picture in ("accuracy.png", "curves.png"):
+        assert (out / "report" / picture).stat().st_size > 10_000
+    assert list((out / "report" / "examples").glob("*.jpg"))
+    # a rerun finds every step finished: nothing is retrained
+    stamp = (out / "checkpoints" / "sft" / "trainer_state.json").stat().st_mtime_ns
+    again = CliRunner().invoke(app, ["demo", "--config", str(tmp_path / "pipeline.yaml"), "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "is finished: kept" in again.output
+    assert (out / "checkpoints" / "sft" / "trainer_state.json").stat().st_mtime_ns == stamp
+    assert np.isfinite(json.loads((out / "eval" / "rl" / "scores.json").read_text())["overall"])
