@@ -1,9 +1,12 @@
-"""OpenAIBackend against a fake OpenAI-compatible server on 127.0.0.1 (a random free port, in a thread)."""
+"""OpenAIBackend against a fake OpenAI-compatible server on 127.0.0.1 (a random free port, in a thread); VLLMBackend
+against a fake `vllm` module (vLLM itself needs a GPU) with the tiny model's real processor and chat template."""
 
 import base64
 import io
 import json
+import sys
 import threading
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import av
@@ -12,13 +15,15 @@ import pytest
 from PIL import Image
 
 from vst.eval.backends import (
+    VLLM_MISSING,
     BackendError,
     OpenAIBackend,
+    VLLMBackend,
     chat_messages,
     make_backend,
 )
 from vst.eval.benchmarks.registry import Prompt
-from vst.eval.media import MediaBudget
+from vst.eval.media import MediaBudget, load_image, load_video
 
 SYSTEM = "You are a helpful assistant."
 JPEG_PREFIX = "data:image/jpeg;base64,"
@@ -213,5 +218,141 @@ def test_make_backend(server, monkeypatch):
     for spec in ("transformers:/no/such/ckpt", "/no/such/ckpt"):  # both mean in-process transformers
         with pytest.raises(FileNotFoundError, match="/no/such/ckpt: not a model folder"):
             make_backend(spec)
-    with pytest.raises(NotImplementedError, match="VLLMBackend lands with the training stage"):
+
+
+# -- VLLMBackend, against a fake vllm module -------------------------------------------------------------------------
+IMAGE_BLOCK = "<|vision_start|><|image_pad|><|vision_end|>"
+VIDEO_BLOCK = "<|vision_start|><|video_pad|><|vision_end|>"
+EXPERT = "You are a spatial reasoning expert."
+
+
+class FakeSamplingParams:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+class FakeLLM:
+    """Records its constructor kwargs and every `generate` call; answers "answer to <user text>" per request."""
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.calls = kwargs, []
+
+    def generate(self, requests, sampling_params=None, **kwargs):
+        self.calls.append((requests, sampling_params))
+        questions = [request["prompt"].rsplit("<|im_start|>user\n", 1)[1].split("<|im_end|>")[0]
+                     for request in requests]
+        return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"answer to {question.split('>')[-1]}")])
+                for question in questions]
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    module = types.ModuleType("vllm")
+    module.LLM, module.SamplingParams = FakeLLM, FakeSamplingParams
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    return module
+
+
+def image_file(path, size):
+    Image.new("RGB", size, (0, 128, 255)).save(path)
+    return path
+
+
+def test_vllm_requests_prompts_media_and_sampling(fake_vllm, tiny_folder, tmp_path):
+    budget = MediaBudget(image_min_pixels=4 * 784, image_max_pixels=16 * 784, video_fps=2.0, video_min_pixels=784)
+    backend = VLLMBackend(str(tiny_folder), media=budget, gpu_memory_utilization=0.5, max_model_len=4096)
+    assert backend.llm.kwargs == {"model": str(tiny_folder), "limit_mm_per_prompt": {"image": 8, "video": 1},
+                                  "gpu_memory_utilization": 0.5, "max_model_len": 4096}
+    images = [png_bytes((64, 48), (255, 0, 0)), image_file(tmp_path / "big.png", (400, 300)),
+              image_file(tmp_path / "small.png", (20, 20))]
+    video_path = write_video(tmp_path / "clip.mp4")  # 8 frames at 4 fps
+    prompts = [
+        Prompt(text="Which is closer?", images=images, system=EXPERT),
+        Prompt(text="How many chairs?", video=video_path),
+        Prompt(text="plain"),
+    ]
+    responses = backend.generate(prompts, max_new_tokens=16, temperature=0.1, top_p=0.001, repetition_penalty=1.05)
+
+    assert responses == ["answer to Which is closer?", "answer to How many chairs?", "answer to plain"]
+    (requests, sampling), = backend.llm.calls  # one batched call
+    # only the given optional fields: top_k and seed stay vLLM's defaults
+    assert sampling.kwargs == {"max_tokens": 16, "temperature": 0.1, "top_p": 0.001, "repetition_penalty": 1.05}
+
+    image_request, video_request, text_request = requests
+    assert image_request["prompt"].count(IMAGE_BLOCK) == 3 and "<|video_pad|>" not in image_request["prompt"]
+    assert image_request["prompt"].startswith(f"<|im_start|>system\n{EXPERT}<|im_end|>")
+    assert image_request["prompt"].endswith(f"{IMAGE_BLOCK * 3}Which is closer?<|im_end|>\n<|im_start|>assistant\n")
+    sent = image_request["multi_modal_data"]["image"]
+    assert [image.size for image in sent] == [(56, 56), (112, 84), (56, 56)]  # shrunk to <= 16·784, grown to >= 4·784
+    for image in sent:
+        assert image.mode == "RGB" and image.width % 28 == 0 and image.height % 28 == 0
+        assert budget.image_min_pixels <= image.width * image.height <= budget.image_max_pixels
+    assert [image.size for image in sent] == [load_image(image, 4 * 784, 16 * 784).size for image in images]
+    assert sent[0].getpixel((28, 28))[0] > 200  # the red one first: order kept
+    assert image_request["mm_processor_kwargs"] == {"do_resize": False}  # vLLM must not resize again
+
+    assert video_request["prompt"].count(VIDEO_BLOCK) == 1 and "<|image_pad|>" not in video_request["prompt"]
+    assert "You are a helpful assistant." in video_request["prompt"]  # the template's default system prompt
+    frames = video_request["multi_modal_data"]["video"]
+    expected = np.stack([np.asarray(frame) for frame in load_video(video_path, budget)])
+    assert frames.dtype == np.uint8 and frames.shape == expected.shape and frames.shape[0] == 4  # 2 s at 2 fps
+    assert np.array_equal(frames, expected)
+    # 4 of 8 frames at 4 fps: sampled at 2 fps, the rate Qwen2.5-VL needs for its temporal positions
+    assert video_request["mm_processor_kwargs"] == {"do_resize": False, "fps": 2.0}
+
+    assert text_request == {"prompt": text_request["prompt"]}  # no media, no processor kwargs
+    assert text_request["prompt"].count("<|vision_start|>") == 0
+
+
+def test_vllm_media_budget_per_call(fake_vllm, tiny_folder, tmp_path):
+    backend = VLLMBackend(str(tiny_folder))  # default budget: 2 fps
+    video_path = write_video(tmp_path / "clip.mp4")
+    budget = MediaBudget(video_frames=3, video_min_pixels=784)  # a benchmark's MEDIA_BUDGET[protocol]
+    responses = backend.generate([Prompt(text="count", video=video_path)], media=budget, seed=7, top_k=1)
+    assert responses == ["answer to count"]
+    backend.generate([Prompt(text="count", video=video_path)])
+
+    (by_count, sampling), (by_default, _) = backend.llm.calls
+    assert sampling.kwargs == {"max_tokens": 256, "temperature": 0.0, "top_k": 1, "seed": 7}
+    frames = by_count[0]["multi_modal_data"]["video"]
+    assert np.array_equal(frames, np.stack([np.asarray(frame) for frame in load_video(video_path, budget)]))
+    assert frames.shape[0] == 3 and by_count[0]["mm_processor_kwargs"]["fps"] == 1.5  # 3 of 8 frames at 4 fps
+    assert by_default[0]["multi_modal_data"]["video"].shape[0] == 4
+    assert by_default[0]["mm_processor_kwargs"]["fps"] == 2.0
+
+    # a list of frames has no timing: it keeps every frame and counts as the budget's fps
+    listed = [Image.new("RGB", (64, 48), (grey, grey, grey)) for grey in (0, 60, 120, 180, 240, 250)]
+    backend.generate([Prompt(text="frames", video=listed)], media=MediaBudget(video_fps=4.0, video_min_pixels=784))
+    request = backend.llm.calls[-1][0][0]
+    assert request["multi_modal_data"]["video"].shape[0] == 6 and request["mm_processor_kwargs"]["fps"] == 4.0
+
+
+def test_vllm_bad_prompts_name_the_item(fake_vllm, tiny_folder, tmp_path):
+    backend = VLLMBackend(str(tiny_folder), limit_mm_per_prompt={"image": 2, "video": 0})
+    assert backend.llm.kwargs["limit_mm_per_prompt"] == {"image": 2, "video": 0}
+    three = [png_bytes((64, 48), (255, 0, 0))] * 3
+    with pytest.raises(BackendError, match=r"item 1 \('many'\): 3 image\(s\), over .*limit_mm_per_prompt"):
+        backend.generate([Prompt(text="ok"), Prompt(text="many", images=three)])
+    with pytest.raises(BackendError, match=r"item 0 \('clip'\): 1 video\(s\), over"):
+        backend.generate([Prompt(text="clip", video=write_video(tmp_path / "clip.mp4"))])
+    with pytest.raises(BackendError, match=r"item 1 \('where'\): cannot prepare media: .*gone.png"):
+        backend.generate([Prompt(text="ok"), Prompt(text="where", images=[tmp_path / "gone.png"])])
+    assert backend.llm.calls == []  # nothing reaches the engine when a prompt is bad
+    assert backend.generate([]) == [] and backend.llm.calls == []
+
+
+def test_make_backend_vllm(fake_vllm, tiny_folder):
+    backend = make_backend(f"vllm:{tiny_folder}", max_model_len=2048)
+    assert isinstance(backend, VLLMBackend)
+    assert backend.llm.kwargs["model"] == str(tiny_folder) and backend.llm.kwargs["max_model_len"] == 2048
+    with pytest.raises(FileNotFoundError, match="/no/such/ckpt: not a model folder"):
+        make_backend("vllm:/no/such/ckpt")
+
+
+def test_vllm_not_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` now fails as on a machine without it
+    with pytest.raises(ImportError) as raised:
         make_backend("vllm:/ckpt")
+    assert str(raised.value) == ("vllm is not installed: pip install vllm on a GPU machine, or serve the model with "
+                                 "`vllm serve` and use openai:<url>#<model>")
+    assert str(raised.value) == VLLM_MISSING

@@ -7,7 +7,8 @@ Backends are chosen by a spec string (`make_backend`):
                                   the API key comes from `api_key=` or $OPENAI_API_KEY ("EMPTY" when neither is set)
     transformers:<checkpoint>     in-process Hugging Face generation (CPU or GPU); a bare `tiny`, checkpoint folder
                                   or hub id means the same
-    vllm:<checkpoint>             in-process vLLM engine (not implemented yet)
+    vllm:<checkpoint>             in-process vLLM engine (GPU; needs `pip install vllm`): a checkpoint folder, hub id or
+                                  `tiny`; keyword options go to `vllm.LLM`
 """
 
 from __future__ import annotations
@@ -17,20 +18,20 @@ import io
 import os
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from PIL import Image
 
 from vst.eval.benchmarks.registry import Prompt
-from vst.eval.media import MediaBudget, load_image, load_video
+from vst.eval.media import MediaBudget, load_image, load_video, read_video_info
 
 JPEG_QUALITY = 95
 RETRYABLE_STATUS = (408, 409, 429)  # plus every 5xx
-NOT_IMPLEMENTED = (
-    "{name} lands with the training stage's model processing (vst.models.processing, the one place prompts become "
-    "tensors). Until then, serve the checkpoint with `vllm serve <checkpoint>` and use the backend "
-    "'openai:http://127.0.0.1:8000/v1#<checkpoint>'."
-)
+VLLM_MISSING = ("vllm is not installed: pip install vllm on a GPU machine, or serve the model with `vllm serve` "
+                "and use openai:<url>#<model>")
+VLLM_MM_LIMITS = {"image": 8, "video": 1}  # per prompt; vLLM reserves memory for this many items
 
 
 class BackendError(RuntimeError):
@@ -263,15 +264,114 @@ class TransformersBackend:
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
 
 
+def video_frames_and_fps(video: Any, budget: MediaBudget) -> tuple[np.ndarray, float]:
+    """(frames (T, H, W, 3) uint8, sampled fps) of a video under `budget`, frames as `vst.eval.media.load_video` gives.
+
+    The sampled fps is qwen-vl-utils' `frames kept / frames in the source * source fps`; Qwen2.5-VL turns it into
+    `second_per_grid_ts`, the time between its temporal patches. A list of frames has no timing and counts as
+    `budget.video_fps`, as in `vst.models.processing.load_video`.
+    """
+    frames = np.stack([np.asarray(frame) for frame in load_video(video, budget)])
+    if isinstance(video, (list, tuple)):
+        return frames, budget.video_fps
+    total, source_fps = read_video_info(video)
+    return frames, len(frames) / total * source_fps if source_fps > 0 else budget.video_fps
+
+
 class VLLMBackend:
-    """In-process offline generation with a vLLM engine (GPU), multimodal inputs built by the model processing.
-    Lands with the training stage's model processing (vst.models.processing); not implemented."""
+    """In-process offline generation with a vLLM engine (`vllm.LLM`, GPU), all prompts in one `generate` call.
 
-    def __init__(self, checkpoint: str, **options: Any):
-        raise NotImplementedError(NOT_IMPLEMENTED.format(name="VLLMBackend"))
+    Prompt text comes from the checkpoint's own processor chat template (`TransformersBackend.messages`), so image and
+    video placeholders match what the model was trained on. Media are prepared here, by `media`
+    (`generate(..., media=)` overrides it per call): images resized by Qwen's smart_resize, videos sampled into frames
+    (vst.eval.media) and sent as one video (T, H, W, 3), not as separate images. Each request carries
+    `mm_processor_kwargs` `do_resize=False`, so vLLM's Hugging Face processor does not resize a second time (frames
+    under its default minimum would otherwise grow), and the sampled `fps`, from which Qwen2.5-VL places frames in time.
 
-    def generate(self, prompts: list[Prompt], **sampling: Any) -> list[str]:
-        raise NotImplementedError(NOT_IMPLEMENTED.format(name="VLLMBackend"))
+    That fps kwarg is what Qwen's own vLLM recipe passes and what transformers 4.x Qwen2.5-VL processors read. The
+    transformers 5 processor reads fps only from per-video metadata (it ignores the kwarg and assumes 24 fps: checked
+    with 5.24), and vLLM's Qwen2.5-VL input parser passes no metadata (only models declaring `video_needs_metadata`,
+    such as Qwen3-VL, get it); on such a stack temporal positions are off. `limit_mm_per_prompt` defaults to
+    VLLM_MM_LIMITS; a prompt over it raises BackendError naming the item. Other keyword options go to `vllm.LLM`
+    (`max_model_len`, `gpu_memory_utilization`, `tensor_parallel_size`, ...).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str,
+        *,
+        media: MediaBudget = MediaBudget(),
+        limit_mm_per_prompt: dict[str, int] | None = None,
+        cache: str | None = None,
+        **options: Any,
+    ):
+        try:
+            from vllm import LLM
+        except ImportError as error:
+            raise ImportError(VLLM_MISSING) from error
+        from transformers import AutoProcessor
+
+        from vst.models.loading import resolve
+
+        source = resolve(checkpoint, cache)
+        looks_local = source.startswith((".", "/", "~")) or Path(source).exists()
+        if looks_local and not (Path(source).expanduser() / "config.json").is_file():
+            raise FileNotFoundError(f"{source}: not a model folder (no config.json); give a save_pretrained folder, "
+                                    "a hub id or 'tiny'")
+        self.checkpoint, self.media = source, media
+        self.limits = dict(limit_mm_per_prompt or VLLM_MM_LIMITS)
+        self.processor = AutoProcessor.from_pretrained(source)
+        self.llm = LLM(model=source, limit_mm_per_prompt=self.limits, **options)
+
+    def request(self, index: int, prompt: Prompt, budget: MediaBudget) -> dict[str, Any]:
+        """One vLLM prompt dict: `prompt` (chat template text), `multi_modal_data`, `mm_processor_kwargs`."""
+        counts = {"image": len(prompt.images), "video": int(prompt.video is not None)}
+        for modality, count in counts.items():  # a modality left out of the limits is vLLM's to judge
+            if count > self.limits.get(modality, count):
+                raise BackendError(f"{_describe(index, prompt)}: {count} {modality}(s), over the engine's "
+                                   f"limit_mm_per_prompt {self.limits}; build the backend with a larger limit")
+        text = self.processor.apply_chat_template(TransformersBackend.messages(prompt), tokenize=False,
+                                                  add_generation_prompt=True)
+        request: dict[str, Any] = {"prompt": text}
+        try:
+            data: dict[str, Any] = {}
+            if prompt.images:
+                data["image"] = [load_image(image, budget.image_min_pixels, budget.image_max_pixels)
+                                 for image in prompt.images]
+            if prompt.video is not None:
+                data["video"], fps = video_frames_and_fps(prompt.video, budget)
+        except (OSError, ValueError, TypeError) as error:
+            raise BackendError(f"{_describe(index, prompt)}: cannot prepare media: {error}") from error
+        if data:
+            request["multi_modal_data"] = data
+            request["mm_processor_kwargs"] = {"do_resize": False, **({"fps": fps} if "video" in data else {})}
+        return request
+
+    def generate(
+        self,
+        prompts: list[Prompt],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        media: MediaBudget | None = None,
+    ) -> list[str]:
+        from vllm import SamplingParams
+
+        if not prompts:
+            return []
+        budget = media or self.media
+        requests = [self.request(index, prompt, budget) for index, prompt in enumerate(prompts)]
+        optional = {"top_p": top_p, "top_k": top_k, "repetition_penalty": repetition_penalty, "seed": seed}
+        sampling = SamplingParams(max_tokens=max_new_tokens, temperature=temperature,
+                                  **{name: value for name, value in optional.items() if value is not None})
+        outputs = self.llm.generate(requests, sampling_params=sampling, use_tqdm=False)  # in request order
+        if len(outputs) != len(prompts):
+            raise BackendError(f"vLLM answered {len(outputs)} of {len(prompts)} prompts")
+        return [output.outputs[0].text for output in outputs]
 
 
 BACKEND_KINDS = ("openai", "transformers", "vllm")
