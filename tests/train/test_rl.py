@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from vst.data.context import encode_mp4
 from vst.data.engine import EngineConfig, run
@@ -98,6 +99,9 @@ def test_grpo_steps_end_to_end_on_mixed_image_counts(shard, tmp_path, tiny_cache
     logs = [entry for entry in history if "loss" in entry]
     assert len(logs) == 3 and all(np.isfinite(entry["loss"]) for entry in logs)
     assert all("online_filter/kept_fraction" in entry for entry in logs)
+    curves = Image.open(output / "curves.png")
+    curves.load()
+    assert curves.text["Description"].split(",") == ["loss", "reward", "reward_std", "completions/mean_length"]
     model, _ = load_model(str(output))
     assert any(is_vision_tower(name) for name, _ in model.named_parameters())
 

@@ -1,15 +1,22 @@
-"""SFT on the tiny model: loss falls, the checkpoint loads and generates, vit_lr groups, freezing, config errors."""
+"""SFT on the tiny model: loss falls, the checkpoint loads and generates, vit_lr groups, freezing, config errors,
+resuming from a checkpoint equals not stopping, released VST rows train as they are."""
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
+from PIL import Image
 
 from vst.data.engine import EngineConfig, run
 from vst.data.recipes import Recipe
 from vst.scene.generate import generate_scenes
-from vst.train.sft import VSTSFTConfig, build_trainer, is_vision_tower, load_config, train_sft
+from vst.train.sft import (SampleCollator, VSTSFTConfig, build_trainer, is_vision_tower, load_checkpoint_weights,
+                           load_config, load_shards, train_sft)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
 TINY_CONFIG = CONFIGS / "tiny-cpu-sft.yaml"
@@ -102,7 +109,6 @@ def test_stage1_configs_reproduce_vst(name):
 def test_collator_skips_samples_longer_than_max_seq_len(shard, tiny_model):
     from vst.data.shards import read_samples
     from vst.models.processing import Budgets
-    from vst.train.sft import SampleCollator
 
     model, processor = tiny_model
     samples = list(read_samples(shard))
@@ -116,3 +122,75 @@ def test_collator_skips_samples_longer_than_max_seq_len(shard, tiny_model):
     assert collator.skipped == [s.id for s, length in zip(samples, lengths) if length > limit] != []
     with pytest.raises(ValueError, match="every sample of a batch is longer than max_seq_len"):
         SampleCollator(processor, Budgets(image_min_pixels=3136, image_max_pixels=12544, max_seq_len=8))(samples)
+
+
+def logged(output, *keys):
+    """{step: (key values...)} of the entries of `output/trainer_state.json` that logged a loss."""
+    history = json.loads((Path(output) / "trainer_state.json").read_text())["log_history"]
+    return {entry["step"]: tuple(entry[key] for key in keys) for entry in history if "loss" in entry}
+
+
+def test_resumed_run_continues_exactly_like_the_uninterrupted_one(shard, tmp_path, tiny_cache):
+    # 16 rows / batch 4: the resume at step 3 continues into the second epoch (a reshuffle), so data order, RNG
+    # state, optimizer, scheduler and weights must all come back from checkpoint-3 for the losses to match.
+    common = ["max_steps=6", "save_strategy=steps", "save_steps=3"]
+    full = train_sft(tiny_config(shard, tmp_path / "full", *common))
+    resumed = train_sft(tiny_config(shard, tmp_path / "resumed", *common,
+                                    f"resume_from_checkpoint={full / 'checkpoint-3'}"))
+    keys = ("loss", "grad_norm", "learning_rate")
+    expected, got = logged(full, *keys), logged(resumed, *keys)
+    assert sorted(expected) == list(range(1, 7)) and sorted(got) == list(range(1, 7))
+    for step in (4, 5, 6):
+        assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
+    assert (resumed / "curves.png").is_file()
+
+
+def test_released_vst_rows_train_without_conversion(tmp_path, tiny_cache, tiny_model):
+    def jpeg(seed):
+        pixels = np.random.default_rng(seed).integers(0, 255, (84, 112, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG")
+        return {"bytes": buffer.getvalue(), "path": f"frames/{seed}.jpg"}
+
+    # VST's released parquet schema (vst_500k): no vst columns, <|image_pad|> or LLaVA's <image>, meta_info a JSON string
+    rows = [
+        {"id": "si_depth_000001", "data_source": "scannet", "type": "si_depth_comparison",
+         "conversations": [{"from": "human", "value": "<image>\nWhich is closer, the chair or the table?"},
+                           {"from": "gpt", "value": "The chair."}],
+         "images": [jpeg(0)], "meta_info": json.dumps({"height": 84, "width": 112})},
+        {"id": "mi_camera_motion_000001", "data_source": "arkitscenes", "type": "mi_camera_motion",
+         "conversations": [{"from": "human", "value": "<|image_pad|><|image_pad|>Did the camera move left or right?"},
+                           {"from": "gpt", "value": "Left"}],
+         "images": [jpeg(1), jpeg(2)], "meta_info": json.dumps([{"height": -1, "width": -1}])},
+    ] * 2
+    path = tmp_path / "vst_500k.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+    config = tiny_config(str(path), tmp_path / "run", "max_steps=2", "per_device_train_batch_size=2")
+    batch = SampleCollator(tiny_model[1], config.budgets())(list(load_shards([path]))[:2])
+    assert batch["image_grid_thw"].shape[0] == 3  # every image of the two rows reached the batch
+    losses = [loss for (loss,) in logged(train_sft(config), "loss").values()]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+def test_checkpoint_weights_load_through_the_key_renaming_or_fail_loudly(tiny_folder, tmp_path):
+    import safetensors.torch
+    from transformers import AutoModelForImageTextToText
+
+    saved = safetensors.torch.load_file(str(tiny_folder / "model.safetensors"))
+    assert any(key.startswith("visual.") for key in saved)  # the hub layout, not the module's `model.visual.*`
+    model = AutoModelForImageTextToText.from_pretrained(str(tiny_folder))
+    reference = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+    load_checkpoint_weights(model, tiny_folder)
+    assert all(torch.equal(p, reference[name]) for name, p in model.named_parameters())
+
+    for name, broken in [("extra", {**saved, "visual.bogus.weight": torch.zeros(1)}),
+                         ("missing", {k: v for k, v in saved.items() if not k.startswith("visual.merger.")})]:
+        folder = tmp_path / name
+        folder.mkdir()
+        safetensors.torch.save_file(broken, str(folder / "model.safetensors"))
+        with pytest.raises(RuntimeError, match="bogus" if name == "extra" else "merger"):
+            load_checkpoint_weights(model, folder)

@@ -26,7 +26,8 @@ from trl import GRPOConfig, GRPOTrainer
 from vst.data.sample import Sample
 from vst.models.processing import THINKING_SYSTEM_PROMPT, Budgets, encode_for_generation, prompt_messages
 from vst.train import rewards as vst_rewards
-from vst.train.sft import VitLrMixin, VSTSFTConfig, load_shards
+from vst.train.curves import RL_KEYS
+from vst.train.sft import CheckpointResumeMixin, VitLrMixin, VSTSFTConfig, load_shards, save_run
 from vst.train.sft import load_config as _load_config
 
 logger = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def _concat_media(rows: Sequence[dict | None]) -> dict[str, torch.Tensor]:
     return out
 
 
-class VSTGRPOTrainer(VitLrMixin, GRPOTrainer):
+class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
     """`GRPOTrainer` that fixes TRL 1.16's multimodal scoring for Qwen2.5-VL and adds VST's online filtering.
 
     What it fixes (spec training.md §3.5, §7.5):
@@ -187,6 +188,7 @@ class VSTGRPOTrainer(VitLrMixin, GRPOTrainer):
     2. VST's online filtering (DAPO dynamic sampling): prompt groups whose mean reward is <= `filter_low` or >=
        `filter_high` are dropped from the loss (advantages and completion masks zeroed, token count recomputed).
        VST regenerates until the batch is full (`max_try_make_batch: -1`); here the step's batch shrinks instead.
+    3. Resume loads the checkpoint's weights (`sft.CheckpointResumeMixin`, transformers 5.24 misses every key).
 
     Relies on private TRL methods (`_tokenize_prompts`, `_generate_and_score_completions`, `_compute_loss`,
     `_calculate_rewards`, `_get_per_token_logps_and_entropies`): pin `trl==1.16.*`; tests/train/test_rl.py guards it.
@@ -318,11 +320,8 @@ def build_trainer(config: VSTGRPOConfig) -> VSTGRPOTrainer:
 
 
 def train_rl(config: VSTGRPOConfig) -> Path:
-    """Train as configured and save model + processor (+ `trainer_state.json`) to `config.output_dir`; returns it."""
+    """Train as configured and save model + processor (+ `trainer_state.json` and `curves.png`) to `config.output_dir`;
+    returns that folder."""
     trainer = build_trainer(config)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    output = Path(config.output_dir)
-    trainer.save_model(str(output))
-    if trainer.is_world_process_zero():
-        trainer.state.save_to_json(str(output / "trainer_state.json"))
-    return output
+    return save_run(trainer, config.output_dir, RL_KEYS)

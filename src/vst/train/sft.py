@@ -12,6 +12,7 @@ lr 1e-5, vit_lr 1e-6, warmup 0.03); TRL settings follow spec training.md §7.2 a
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -23,9 +24,10 @@ from trl import SFTConfig, SFTTrainer
 
 from vst.data.sample import Sample
 from vst.data.shards import read_samples
+from vst.models.processing import Budgets, SequenceTooLong, encode_for_training
+from vst.train.curves import SFT_KEYS, logged_keys, plot_history
 
 logger = logging.getLogger(__name__)
-from vst.models.processing import Budgets, SequenceTooLong, encode_for_training
 
 # Parameter-name patterns of Qwen2.5-VL in transformers 5.x (`model.visual.*`, `model.language_model.*`, `lm_head.*`).
 VISUAL_PREFIX = "visual."
@@ -245,9 +247,60 @@ class VitLrMixin:
         return self.optimizer
 
 
-class VSTSFTTrainer(VitLrMixin, SFTTrainer):
-    """`SFTTrainer` whose optimizer gives the vision tower its own learning rate (`args.vit_lr`, `VitLrMixin`);
-    the training loop is TRL's."""
+def load_checkpoint_weights(model, folder: str | Path) -> None:
+    """Load the weights of a `save_pretrained` folder (one safetensors file or an index of shards) into `model`,
+    undoing the key renaming that `save_pretrained` applied (transformers 5 writes Qwen2.5-VL in the hub layout,
+    `visual.*` / `model.layers.*`, while the module holds `model.visual.*` / `model.language_model.*`).
+
+    Raises RuntimeError when a checkpoint key has no parameter or a parameter (other than a tied copy) no key.
+    """
+    import safetensors.torch
+    from transformers.core_model_loading import revert_weight_conversion
+
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    files = (sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
+             if index.is_file() else [folder / "model.safetensors"])
+    model_key = {}  # saved key -> model key, through the same conversion save_pretrained ran
+    for key, tensor in model.state_dict().items():
+        reverted = revert_weight_conversion(model, {key: tensor})
+        if len(reverted) != 1:
+            raise RuntimeError(f"{type(model).__name__}: {key}: saved through a many-to-one weight conversion, which "
+                               "this loader does not undo; resume with a fresh from_pretrained of the checkpoint")
+        model_key[next(iter(reverted))] = key
+    state = {}
+    for file in files:
+        for key, tensor in safetensors.torch.load_file(str(file), device="cpu").items():
+            if key not in model_key:
+                raise RuntimeError(f"{file}: {key}: no such parameter in {type(model).__name__}")
+            state[model_key[key]] = tensor
+    tied = ({name for name, _ in model.named_parameters(remove_duplicate=False)}
+            - {name for name, _ in model.named_parameters()})
+    missing = set(model.load_state_dict(state, strict=False).missing_keys) - tied
+    if missing:
+        raise RuntimeError(f"{folder}: no weights for {sorted(missing)[:5]} ({len(missing)} keys)")
+
+
+class CheckpointResumeMixin:
+    """Trainer mixin whose resume actually loads the checkpoint's weights.
+
+    Why: in transformers 5.24 `Trainer._load_from_checkpoint` reads `model.safetensors` with a plain
+    `load_state_dict(strict=False)`, but `save_pretrained` wrote the keys in the hub layout, so for Qwen2.5-VL no key
+    matches and training silently resumes from the initial weights with the checkpoint's optimizer
+    (huggingface/transformers#43701). DeepSpeed, FSDP and PEFT checkpoints take transformers' own paths.
+    """
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        folder = Path(resume_from_checkpoint)
+        plain = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+        if not plain or self.is_deepspeed_enabled or self.is_fsdp_enabled or hasattr(self.model, "peft_config"):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        load_checkpoint_weights(self.model if model is None else model, folder)
+
+
+class VSTSFTTrainer(CheckpointResumeMixin, VitLrMixin, SFTTrainer):
+    """`SFTTrainer` whose optimizer gives the vision tower its own learning rate (`args.vit_lr`, `VitLrMixin`) and
+    whose resume loads the checkpoint's weights (`CheckpointResumeMixin`); the training loop is TRL's."""
 
 
 def apply_freezing(model, config) -> None:
@@ -276,13 +329,21 @@ def build_trainer(config: VSTSFTConfig) -> VSTSFTTrainer:
     )
 
 
-def train_sft(config: VSTSFTConfig) -> Path:
-    """Train as configured and save model + processor (+ `trainer_state.json`, the logged losses) to
-    `config.output_dir`; returns that folder, which `vst.models.loading.load_model` reads back."""
-    trainer = build_trainer(config)
-    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    output = Path(config.output_dir)
+def save_run(trainer, output_dir: str | Path, curve_keys: Sequence[str]) -> Path:
+    """Save model + processor to `output_dir` (every rank takes part: FSDP/ZeRO gather there), then on the main
+    process `trainer_state.json` (the log history) and `curves.png` (`vst.train.curves`, the `curve_keys` logged)."""
+    output = Path(output_dir)
     trainer.save_model(str(output))
     if trainer.is_world_process_zero():
         trainer.state.save_to_json(str(output / "trainer_state.json"))
+        if logged_keys(trainer.state.log_history, curve_keys):
+            plot_history(trainer.state.log_history, output / "curves.png", curve_keys)
     return output
+
+
+def train_sft(config: VSTSFTConfig) -> Path:
+    """Train as configured and save model + processor (+ `trainer_state.json`, the logged losses, and `curves.png`)
+    to `config.output_dir`; returns that folder, which `vst.models.loading.load_model` reads back."""
+    trainer = build_trainer(config)
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    return save_run(trainer, config.output_dir, SFT_KEYS)
