@@ -64,6 +64,10 @@ class EvalConfig(_Strict):
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(16, ge=1)  # direct answers (base model, SFT)
     think_max_new_tokens: int = Field(384, ge=1)  # <think>…</think> answers (cold start, RL)
+    # The media budget of evaluation; match the training configs' (None: the backend's default, VST's SFT budget).
+    image_max_pixels: int | None = Field(None, ge=784)
+    video_min_pixels: int | None = Field(None, ge=784)
+    video_total_pixels: int | None = Field(None, ge=784)
 
 
 class StageConfig(_Strict):
@@ -223,7 +227,12 @@ class Pipeline:
 
         load_all()
         e = self.config.eval
-        backend = ThinkingBackend(make_backend(model)) if think else make_backend(model)
+        from vst.eval.media import MediaBudget
+        from vst.models.processing import THINKING_SYSTEM_PROMPT
+
+        sizes = {k: v for k, v in (("image_max_pixels", e.image_max_pixels), ("video_min_pixels", e.video_min_pixels),
+                                   ("video_total_pixels", e.video_total_pixels)) if v is not None}
+        backend = StageBackend(make_backend(model), THINKING_SYSTEM_PROMPT if think else None, MediaBudget(**sizes) if sizes else None)
         config = RunConfig("vst-synth", self.out / "eval" / stage, source=str(self.out / "data" / "heldout"), limit=e.limit,
                            batch_size=e.batch_size, max_new_tokens=e.think_max_new_tokens if think else e.max_new_tokens)
         scores = run(config, backend)
@@ -234,18 +243,19 @@ class Pipeline:
         return write_report(self.out, self.timings)
 
 
-class ThinkingBackend:
-    """Wraps a backend so every prompt carries VST's thinking system prompt (models after the CoT stages)."""
+class StageBackend:
+    """Wraps a backend for one stage's evaluation: every prompt gets `system` (VST's thinking prompt after the CoT
+    stages) and, unless the benchmark sets one, the media budget the model was trained with."""
 
-    def __init__(self, backend):
-        self.backend = backend
+    def __init__(self, backend, system: str | None = None, media=None):
+        self.backend, self.system, self.media = backend, system, media
 
-    def generate(self, prompts, **kwargs):
+    def generate(self, prompts, media=None, **kwargs):
         from dataclasses import replace
 
-        from vst.models.processing import THINKING_SYSTEM_PROMPT
-
-        return self.backend.generate([replace(p, system=THINKING_SYSTEM_PROMPT) for p in prompts], **kwargs)
+        if self.system is not None:
+            prompts = [replace(p, system=self.system) for p in prompts]
+        return self.backend.generate(prompts, media=media or self.media, **kwargs)
 
 
 # -- chance ----------------------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ import hashlib
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +28,8 @@ from vst.data.shards import read_samples
 from vst.scene.generate import generate_scenes
 from vst.scene.types import Scene
 from vst.train.rewards import score
+
+from tests.chat_server import ChatServer, completion, error
 
 
 @pytest.fixture(scope="module")
@@ -136,49 +137,26 @@ def test_rl_prompts_carry_reward_spec_and_difficulty_from_the_margin(templated):
 
 
 # -- teacher against a fake OpenAI-compatible server -----------------------------------------------------------------
-class FakeTeacher:
+class FakeTeacher(ChatServer):
     """Answers `<think>…</think>` + the prompt's correct answer, except: prompts whose hash is 0 mod 3 get a wrong
     answer, and while `broken` is set, prompts whose hash is 1 mod 4 get HTTP 500 every time."""
 
     def __init__(self):
         self.broken, self.requests, self.lock = True, 0, threading.Lock()
-        server = self
+        super().__init__(self.respond)
+        self.url = self.base_url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                text = body["messages"][-1]["content"][-1]["text"]
-                with server.lock:
-                    server.requests += 1
-                bucket = int(hashlib.sha256(text.encode()).hexdigest(), 16)
-                if server.broken and bucket % 4 == 1:
-                    return self.reply(500, {"error": {"message": "overloaded", "type": "server_error"}})
-                answer = re.search(r"Correct answer: (.*)", text).group(1)
-                if bucket % 3 == 0:
-                    answer = "Z. nowhere" if re.match(r"[A-F]\.", answer) else "12345"
-                content = f"<think>Image 1 shows the room. I compare the views carefully.</think> {answer}"
-                self.reply(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
-
-            def reply(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def respond(self, path, body):
+        text = body["messages"][-1]["content"][-1]["text"]
+        with self.lock:
+            self.requests += 1
+        bucket = int(hashlib.sha256(text.encode()).hexdigest(), 16)
+        if self.broken and bucket % 4 == 1:
+            return error(500, "overloaded")
+        answer = re.search(r"Correct answer: (.*)", text).group(1)
+        if bucket % 3 == 0:
+            answer = "Z. nowhere" if re.match(r"[A-F]\.", answer) else "12345"
+        return completion(body["model"], f"<think>Image 1 shows the room. I compare the views carefully.</think> {answer}")
 
 
 def test_teacher_keeps_right_traces_rejects_wrong_retries_failures_and_resumes(scenes, tmp_path):

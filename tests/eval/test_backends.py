@@ -7,7 +7,6 @@ import json
 import sys
 import threading
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import av
 import numpy as np
@@ -25,11 +24,13 @@ from vst.eval.backends import (
 from vst.eval.benchmarks.registry import Prompt
 from vst.eval.media import MediaBudget, load_image, load_video
 
+from tests.chat_server import ChatServer, completion, error
+
 SYSTEM = "You are a helpful assistant."
 JPEG_PREFIX = "data:image/jpeg;base64,"
 
 
-class FakeServer:
+class FakeServer(ChatServer):
     """Canned chat completions: answers "<n> images: <text>"; the first `fail_first` requests get a 500.
 
     Prompt texts steer it: "ALWAYS_FAIL" -> 500 every time, "BAD" -> 400, "SLOW" -> no answer until the test ends.
@@ -37,51 +38,27 @@ class FakeServer:
 
     def __init__(self, fail_first=0):
         self.requests, self.fail_first, self.lock, self.release = [], fail_first, threading.Lock(), threading.Event()
-        server = self
+        super().__init__(self.respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append((self.path, body))
-                    failing = server.fail_first > 0
-                    server.fail_first -= failing
-                text = body["messages"][-1]["content"][-1]["text"]
-                images = sum(part["type"] == "image_url" for part in body["messages"][-1]["content"])
-                if "SLOW" in text:
-                    server.release.wait(30)
-                    return
-                if failing or "ALWAYS_FAIL" in text:
-                    return self.reply(500, {"error": {"message": "overloaded", "type": "server_error"}})
-                if "BAD" in text:
-                    return self.reply(400, {"error": {"message": "bad request", "type": "invalid_request_error"}})
-                message = {"role": "assistant", "content": f"{images} images: {text}"}
-                self.reply(200, {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-
-            def reply(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+    def respond(self, path, body):
+        with self.lock:
+            self.requests.append((path, body))
+            failing = self.fail_first > 0
+            self.fail_first -= failing
+        text = body["messages"][-1]["content"][-1]["text"]
+        images = sum(part["type"] == "image_url" for part in body["messages"][-1]["content"])
+        if "SLOW" in text:
+            self.release.wait(30)
+            return None
+        if failing or "ALWAYS_FAIL" in text:
+            return error(500, "overloaded")
+        if "BAD" in text:
+            return error(400, "bad request")
+        return completion(body["model"], f"{images} images: {text}")
 
     def close(self):
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        super().close()
 
     def bodies_for(self, text):
         return [body for _, body in self.requests if body["messages"][-1]["content"][-1]["text"] == text]

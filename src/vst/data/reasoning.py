@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import yaml
 
 from vst.data.context import SceneContext
 from vst.data.directions import cardinal_angle, in_level_frame, level_heading
@@ -387,19 +386,10 @@ class ReasonRecipe:
 
 
 def load_reason_recipe(name_or_path: str) -> ReasonRecipe:
-    from importlib import resources
+    from vst.data.recipes import read_recipe
 
+    data, source = read_recipe(name_or_path)
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: recipe file not found")
-        text, source = path.read_text(), str(path)
-    else:
-        files = resources.files("vst.data.recipes")
-        if not files.joinpath(f"{name_or_path}.yaml").is_file():
-            raise ValueError(f"unknown recipe {name_or_path!r}; the packaged VST-R recipe is 'vst-r' (or give a .yaml path)")
-        text, source = files.joinpath(f"{name_or_path}.yaml").read_text(), f"{name_or_path}.yaml"
-    data = yaml.safe_load(text) or {}
     unknown = set(data) - {"name", "description", *SPLITS}
     if unknown:
         raise ValueError(f"{source}: {sorted(unknown)[0]}: unknown key (expected name, description, cot, rl)")

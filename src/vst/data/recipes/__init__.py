@@ -29,7 +29,8 @@ def packaged_recipes() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
 
 
-def load_recipe(name_or_path: str) -> Recipe:
+def read_recipe(name_or_path: str) -> tuple[dict, str]:
+    """(YAML data, source name) of a packaged recipe name or a .yaml path."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
@@ -39,7 +40,12 @@ def load_recipe(name_or_path: str) -> Recipe:
         if name_or_path not in packaged_recipes():
             raise ValueError(f"unknown recipe {name_or_path!r}; packaged recipes: {', '.join(packaged_recipes())} (or give a .yaml path)")
         text, source = resources.files(__name__).joinpath(f"{name_or_path}.yaml").read_text(), f"{name_or_path}.yaml"
-    data = yaml.safe_load(text) or {}
+    return yaml.safe_load(text) or {}, source
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    data, source = read_recipe(name_or_path)
+    path = Path(name_or_path)
     if "cot" in data or "rl" in data:
         raise ValueError(f"{source}: a VST-R recipe (cot/rl keys): use it with `vst data reason --recipe`")
     unknown = set(data) - {"name", "description", "min_fraction", "skills", "options"}
