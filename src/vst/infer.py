@@ -140,7 +140,7 @@ class Detection3D:
 
     def to_json(self) -> dict:
         hfov, vfov = self.fov
-        return {"boxes": [box.to_json() for box in self.boxes], "parsed": self.parsed, "hfov": hfov, "vfov": vfov,
+        return {"boxes": [box.to_json() for box in self.boxes], "parsed": self.parsed, "hfov": round(hfov, 4), "vfov": round(vfov, 4),
                 "intrinsics": self.intrinsics.model_dump(), "response": self.response}
 
 
