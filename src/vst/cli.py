@@ -417,10 +417,10 @@ def demo(
 ) -> None:
     """The main job: scenes -> VST-P + VST-R -> SFT -> CoT cold start -> GRPO, held-out vst-synth after every stage,
     then out/report.md. Resumes an interrupted run in --out."""
-    from vst.pipeline import DEFAULT_CONFIG, Pipeline, clean, load_pipeline_config
+    from vst.pipeline import Pipeline, clean, default_config, load_pipeline_config
 
     with reporting_errors():
-        path = config or Path(DEFAULT_CONFIG)
+        path = config or default_config()
         settings, folder = load_pipeline_config(path, {"out": str(out) if out else None, "seed": seed})
         if fresh:
             clean(Path(settings.out))

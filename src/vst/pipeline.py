@@ -106,6 +106,13 @@ def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = No
     return config, path.parent
 
 
+def default_config() -> Path:
+    """configs/pipeline/tiny-cpu.yaml of the working directory, else of the source checkout vst runs from."""
+    here = Path(DEFAULT_CONFIG)
+    checkout = Path(__file__).resolve().parents[2] / DEFAULT_CONFIG
+    return here if here.is_file() or not checkout.is_file() else checkout
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
