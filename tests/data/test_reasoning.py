@@ -19,11 +19,11 @@ from vst.data.reasoning import (
     ReasonConfig,
     difficulty,
     load_reason_recipe,
-    normalise_trace,
     passes,
-    read_general,
     run_reason,
 )
+from vst.data.general import read_general
+from vst.data.teacher import Teacher, normalise_trace
 from vst.data.shards import read_samples
 from vst.scene.generate import generate_scenes
 from vst.scene.types import Scene
@@ -263,7 +263,7 @@ def test_bev_render_is_deterministic_and_marks_cameras_and_reference_objects(sce
 
 
 def test_teacher_prompt_shows_images_then_the_bev_and_the_ground_truth(scenes, tmp_path):
-    from vst.data.reasoning import Teacher, source_items
+    from vst.data.reasoning import source_items
 
     folder = sorted(p for p in scenes.iterdir() if p.is_dir())[0]
     ctx = SceneContext(Scene.load(folder), folder)

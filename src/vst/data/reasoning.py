@@ -7,12 +7,12 @@ functions and the geometric facts in `meta_info`). Each becomes
   - from the scene geometry by `template_trace`: describe each view, say how the camera moved, merge the views into
     one layout in the first camera's floor frame, apply the question's reference frame, conclude; every number comes
     from the scene, or
-  - by a teacher VLM (`Teacher`) behind any OpenAI-compatible endpoint, shown the images, a BEV render
-    (`vst.data.bev`), the object facts, the question and the ground truth; a trace is kept only if its format reward
-    is 1 and its answer passes the item's reward check;
+  - by a teacher VLM behind any OpenAI-compatible endpoint (`vst.data.teacher`), shown the images, a BEV render
+    (`vst.data.bev`), the object facts, the question and the ground truth; a trace is kept only if it `passes`: its
+    format reward is 1 and its answer passes the item's reward check;
 - or an **RL prompt**: question + ground truth + reward spec, with a difficulty tag from the item's margin to the
   nearest decision boundary (`difficulty`).
-General reasoning (GR: math, OCR, knowledge) comes from the user's own files (`read_general`), mixed in by the
+General reasoning (GR: math, OCR, knowledge) comes from the user's own files (`vst.data.general`), mixed in by the
 `vst-r` recipe's proportions (spec paper.md §3.1).
 """
 
@@ -21,20 +21,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from vst.data.context import SceneContext
+from vst.data.general import GENERAL_CATEGORIES, read_general
 from vst.data.directions import cardinal_angle, in_level_frame, level_heading
-from vst.data.sample import Media, Sample, Turn
+from vst.data.sample import Sample, Turn
 from vst.data.skills import get_skill
 from vst.data.skills.mi_cameras import relative_pose
 from vst.scene.geometry import world_to_camera
-from vst.scene.types import Frame, Scene, SceneError, atomic_write_text
+from vst.scene.types import Frame, Scene, SceneError
+
+if TYPE_CHECKING:
+    from vst.data.teacher import Teacher, TeacherStats
 
 CATEGORIES: dict[str, tuple[str, ...]] = {  # VST-R spatial categories -> the VST-P skills whose items they reason about
     "sr_single_image": ("si_depth_comparison", "si_distance"),
@@ -42,7 +45,6 @@ CATEGORIES: dict[str, tuple[str, ...]] = {  # VST-R spatial categories -> the VS
     "sr_object_object": ("mi_object_object",),
     "sr_camera_camera": ("mi_camera_camera",),
 }
-GENERAL_CATEGORIES = ("gr_math", "gr_ocr", "gr_knowledge")
 SPLITS = ("cot", "rl")
 DIFFICULTY_BOUNDS = {"m": (0.2, 0.6), "deg": (10.0, 25.0)}  # margin below the first: hard, below the second: medium
 TRACE_SOURCE = "template"
@@ -246,117 +248,6 @@ def source_items(ctx: SceneContext, category: str, seed: int, scene_index: int, 
         yield from (item for item in batch if item is not None)
 
 
-# -- teacher -----------------------------------------------------------------------------------------------------------
-TEACHER_INSTRUCTIONS = (
-    "You are writing the reasoning for a spatial question about a room. The first {n} image(s) are the question's "
-    "images; the last image is a bird's-eye view (BEV) of the same room with the cameras drawn as {cameras} and the "
-    "question's objects outlined in red. Object facts (metres; right/forward are in each camera's floor frame):\n"
-    "{facts}\n\nQuestion: {question}\nCorrect answer: {answer}\n\n"
-    "Write the step-by-step reasoning a careful person would follow from the question's images alone to reach the "
-    "correct answer: describe each view, say how the camera moved between views, merge them into one layout, apply "
-    "the question's reference frame, and conclude. Do not mention the BEV, the object facts or that the answer was "
-    "given. Reply exactly as <think> reasoning </think> followed by the final answer."
-)
-
-
-@dataclass
-class TeacherStats:
-    kept: int = 0
-    rejected: int = 0
-    failed: int = 0
-    cached: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def add(self, other: "TeacherStats") -> None:
-        self.kept, self.rejected, self.failed, self.cached = (self.kept + other.kept, self.rejected + other.rejected,
-                                                               self.failed + other.failed, self.cached + other.cached)
-        self.errors = (self.errors + other.errors)[:20]
-
-
-class Teacher:
-    """Distils traces from a VLM behind an OpenAI-compatible chat endpoint (vLLM, SGLang, a hosted API).
-
-    Requests run `concurrency` at a time with retries and exponential back-off (`vst.eval.backends.OpenAIBackend`);
-    every answer is cached on disk under `cache_dir` (one JSON file per request hash), so a rerun or a resumed run
-    sends only what is missing. A request that fails for good is counted and left uncached.
-    """
-
-    def __init__(self, base_url: str, model: str, cache_dir: str | Path, *, concurrency: int = 8, retries: int = 3,
-                 backoff_s: float = 1.0, timeout_s: float = 300.0, max_tokens: int = 1024, api_key: str | None = None):
-        from vst.eval.backends import OpenAIBackend
-
-        self.backend = OpenAIBackend(base_url, model, api_key, concurrency=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
-        self.model, self.concurrency, self.max_tokens = model, concurrency, max_tokens
-        self.cache_dir = Path(cache_dir)
-
-    def prompt(self, ctx: SceneContext, sample: Sample):
-        from vst.data.bev import camera_names, object_facts, png_bytes, render_bev
-        from vst.eval.benchmarks.registry import Prompt
-        from vst.models.processing import THINKING_SYSTEM_PROMPT
-
-        frames = [ctx.scene.frame(f) for f in sample.meta_info.get("frame_ids", [])]
-        ids = [int(i) for i in sample.meta_info.get("instance_ids", [])] + ([int(sample.meta_info["ref_id"])] if "ref_id" in sample.meta_info else [])
-        bev = png_bytes(render_bev(ctx.scene, frames, ids))
-        facts = json.dumps(object_facts(ctx.scene, frames), separators=(",", ":"))
-        answer = final_answer(sample)[1]
-        text = TEACHER_INSTRUCTIONS.format(n=len(sample.images), cameras=", ".join(f'"{c}"' for c in camera_names(len(frames))),
-                                           facts=facts, question=strip_direct_instruction(sample.question).replace("<|image_pad|>", "").strip(),
-                                           answer=answer)
-        return Prompt(text=text, images=[m.bytes for m in sample.images] + [bev], system=THINKING_SYSTEM_PROMPT)
-
-    def _key(self, prompt) -> str:
-        digest = hashlib.sha256(f"{self.model}\n{self.max_tokens}\n{prompt.system}\n{prompt.text}".encode())
-        for image in prompt.images:
-            digest.update(hashlib.sha256(image).digest())
-        return digest.hexdigest()
-
-    def distil(self, ctx: SceneContext, samples: list[Sample], category: str) -> tuple[list[Sample], TeacherStats]:
-        """CoT samples for the items whose teacher trace passes format and accuracy; the rest are counted."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from vst.eval.backends import BackendError
-
-        stats = TeacherStats()
-
-        def ask(sample: Sample) -> str | None:
-            prompt = self.prompt(ctx, sample)
-            path = self.cache_dir / f"{self._key(prompt)}.json"
-            if path.is_file():
-                stats.cached += 1
-                return json.loads(path.read_text())["response"]
-            try:
-                response = self.backend.generate([prompt], max_new_tokens=self.max_tokens, temperature=0.0)[0]
-            except BackendError as error:
-                stats.failed += 1
-                stats.errors.append(f"{sample.id}: {error}")
-                return None
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps({"id": sample.id, "model": self.model, "response": response}))
-            return response
-
-        with ThreadPoolExecutor(max_workers=self.concurrency) as executor:
-            responses = list(executor.map(ask, samples))
-        kept = []
-        for sample, response in zip(samples, responses):
-            if response is None:
-                continue
-            trace = normalise_trace(response)
-            if trace is not None and passes(sample, trace):
-                kept.append(cot_sample(sample, category, trace, f"teacher:{self.model}"))
-                stats.kept += 1
-            else:
-                stats.rejected += 1
-        return kept, stats
-
-
-def normalise_trace(response: str) -> str | None:
-    """`<think>…</think>answer` with the whitespace around the tags tidied; None when there is no single think block."""
-    match = re.fullmatch(r"\s*<think>(.*?)</think>\s*(.*?)\s*", response, re.DOTALL)
-    if match is None or "<think>" in match.group(1) or not match.group(2):
-        return None
-    return f"<think>{match.group(1).strip()}</think>{match.group(2)}"
-
-
 def passes(sample: Sample, response: str) -> bool:
     """The trace's format reward is 1 and its answer scores full marks under the item's own reward function."""
     from vst.train.rewards import score
@@ -409,6 +300,8 @@ def load_reason_recipe(name_or_path: str) -> ReasonRecipe:
 def reason_scene(ctx: SceneContext, quotas: dict[tuple[str, str], int], seed: int, scene_index: int,
                  teacher: Teacher | None = None) -> tuple[dict[str, list[Sample]], TeacherStats, dict[str, str]]:
     """One scene's VST-R items: {"cot": [...], "rl": [...]}, teacher stats, and errors per category (reported, skipped)."""
+    from vst.data.teacher import TeacherStats
+
     out: dict[str, list[Sample]] = {split: [] for split in SPLITS}
     stats, errors = TeacherStats(), {}
     for (split, category), quota in sorted(quotas.items()):
@@ -430,110 +323,6 @@ def reason_scene(ctx: SceneContext, quotas: dict[tuple[str, str], int], seed: in
         except Exception as error:  # one broken category on one scene must not stop the run; it is reported
             errors[f"{split}/{category}"] = f"{type(error).__name__}: {error}"
     return out, stats, errors
-
-
-# -- general reasoning data ------------------------------------------------------------------------------------------
-QUESTION_KEYS = ("question", "problem", "prompt", "query")
-ANSWER_KEYS = ("answer", "answer_gt", "gt", "ground_truth", "solution")
-THOUGHT_KEYS = ("thought", "reasoning", "rationale", "cot", "think")
-MODE_REWARDS = {"multi_choices_score": "multiple_choice", "math_score": "math", "relaxed_score": "numeric",
-                "vqa_score": "exact", "anls_score": "exact"}  # VST's meta_info.mode -> our reward function
-DEFAULT_REWARDS = {"gr_math": "math", "gr_ocr": "exact", "gr_knowledge": "multiple_choice"}
-
-
-def _records(path: Path) -> Iterator[dict]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        yield from pq.read_table(path).to_pylist()
-    elif path.suffix == ".jsonl":
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}: line {number}: not valid JSON ({error.msg})") from None
-    elif path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error.msg})") from None
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON list of items")
-        yield from data
-    else:
-        raise ValueError(f"{path}: unsupported file type (expected .json, .jsonl or .parquet)")
-
-
-def _first(record: dict, keys: tuple[str, ...]) -> Any:
-    return next((record[k] for k in keys if record.get(k) not in (None, "")), None)
-
-
-def _media(value: Any, folder: Path, where: str) -> list[Media]:
-    items = value if isinstance(value, list) else [value] if value else []
-    media = []
-    for item in items:
-        if isinstance(item, dict) and item.get("bytes"):
-            media.append(Media(item["bytes"], item.get("path") or ""))
-            continue
-        name = item.get("path") if isinstance(item, dict) else item
-        path = folder / str(name)
-        if not path.is_file():
-            raise ValueError(f"{where}: images: file not found: {path}")
-        media.append(Media(path.read_bytes(), str(name)))
-    return media
-
-
-def general_sample(record: dict, category: str, split: str, where: str, folder: Path) -> Sample:
-    """One user-provided general reasoning item as a Sample (our rows and released VST rows load unchanged)."""
-    if "conversations" in record:
-        sample = Sample.from_row(record, where)
-        return replace(sample, skill=category, data_source=sample.data_source or category)
-    question, answer = _first(record, QUESTION_KEYS), _first(record, ANSWER_KEYS)
-    if question is None or answer is None:
-        missing = "question" if question is None else "answer"
-        raise ValueError(f"{where}: {missing}: missing (accepted keys: {', '.join(QUESTION_KEYS if question is None else ANSWER_KEYS)})")
-    media = _media(record.get("images", record.get("image")), folder, where)
-    meta = record.get("meta_info") or {}
-    if isinstance(meta, str):
-        meta = json.loads(meta or "{}")
-    modes = meta.get("mode") or []
-    fn = next((MODE_REWARDS[m] for m in modes if m in MODE_REWARDS), DEFAULT_REWARDS[category])
-    answer = str(answer)
-    thought = _first(record, THOUGHT_KEYS)
-    if split == "cot":
-        if thought is None and "<think>" not in answer:
-            raise ValueError(f"{where}: thought: missing (a CoT item needs a reasoning trace; accepted keys: {', '.join(THOUGHT_KEYS)})")
-        response = answer if "<think>" in answer else f"<think>{str(thought).strip()}</think>{answer.strip()}"
-        final = response.split("</think>")[-1].strip()
-    else:
-        response = final = answer.strip()
-    placeholders = "<|image_pad|>" * len(media) if media and "<image>" not in str(question) and "<|image_pad|>" not in str(question) else ""
-    sample = Sample(id=str(record.get("id", "")), conversations=[Turn("human", placeholders + str(question)), Turn("gpt", response)],
-                    images=media, type=f"{category}_thought" if split == "cot" else category, data_source=str(record.get("data_source") or category),
-                    meta_info={**meta, "source_file": where.split(":")[0]}, skill=category,
-                    modality="text" if not media else "single" if len(media) == 1 else "multi",
-                    answer={"type": "mc" if fn == "multiple_choice" else "text", "value": final}, reward={"fn": fn})
-    return Sample.from_row(sample.to_row(), where)  # normalises <image> placeholders
-
-
-def read_general(path: str | Path, category: str, split: str) -> tuple[list[Sample], list[str]]:
-    """(samples, problems) from a user's JSON / JSONL / parquet file of general reasoning items; a bad item is
-    reported by file, row and field and skipped."""
-    path = Path(path)
-    if category not in GENERAL_CATEGORIES:
-        raise ValueError(f"{category}: unknown general category; known: {', '.join(GENERAL_CATEGORIES)}")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: general reasoning file not found")
-    samples, problems = [], []
-    for index, record in enumerate(_records(path)):
-        where = f"{path}: row {index}"
-        try:
-            sample = general_sample(record, category, split, where, path.parent)
-            samples.append(replace(sample, id=sample.id or f"{category}-{path.stem}-{index:06d}"))
-        except (ValueError, KeyError, TypeError) as error:
-            problems.append(str(error))
-    return samples, problems
 
 
 # -- the run: scenes -> cot.parquet + rl.parquet + manifest ----------------------------------------------------------
@@ -585,6 +374,8 @@ def run_reason(config: ReasonConfig, on_scene=None) -> dict:
     write_json(stamp, {"fingerprint": fingerprint})
     teacher = None
     if config.teacher_url is not None:
+        from vst.data.teacher import Teacher
+
         teacher = Teacher(config.teacher_url, config.teacher_model, config.out / ".teacher_cache", concurrency=config.teacher_concurrency,
                           **config.teacher_options)
 
