@@ -24,7 +24,7 @@ from vst import __version__
 from vst.data.context import SceneContext
 from vst.data.recipes import Recipe
 from vst.data.sample import Sample
-from vst.data.shards import concatenate, shard_name, write_json, write_samples
+from vst.data.shards import concatenate, shard_name, start_parts, write_json, write_samples
 from vst.data.skills import SKILLS, get_skill
 from vst.scene.types import SCENE_FILE, Scene, SceneError
 
@@ -105,13 +105,7 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
     parts = config.out / PARTS_DIR / name
     shard_path, manifest_path = config.out / f"{name}.parquet", config.out / f"{name}.manifest.json"
     fingerprint = config.fingerprint()
-    if manifest_path.is_file() and not config.resume:
-        raise ValueError(f"{manifest_path}: this shard exists; pass --resume to continue it or choose another --out")
-    stamp = parts / "run.json"
-    if stamp.is_file() and json.loads(stamp.read_text())["fingerprint"] != fingerprint:
-        raise ValueError(f"{stamp}: fingerprint: parts from another recipe, n, seed or vst version; choose another --out")
-    parts.mkdir(parents=True, exist_ok=True)
-    write_json(stamp, {"fingerprint": fingerprint})
+    start_parts(parts, manifest_path, fingerprint, config.resume, "shard", "recipe, n, seed or vst version")
 
     totals = config.recipe.quotas(config.n)
     mine = [(j, folder) for j, folder in enumerate(folders) if j % config.num_shards == config.shard_index]

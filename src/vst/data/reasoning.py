@@ -194,13 +194,19 @@ def final_answer(sample: Sample) -> tuple[str, str]:
     return f"So the answer is {sample.response}.", sample.response
 
 
+def referred_ids(sample: Sample) -> list[int]:
+    """The objects a sample reasons about: its `instance_ids`, then the reference object of an allocentric question."""
+    ids = [int(i) for i in sample.meta_info.get("instance_ids", [])]
+    if "ref_id" in sample.meta_info:
+        ids.append(int(sample.meta_info["ref_id"]))
+    return list(dict.fromkeys(ids))
+
+
 def template_trace(ctx: SceneContext, sample: Sample, rng: np.random.Generator) -> str | None:
     """`<think>…</think>answer` for one SR sample, built from scene facts; None when a step has nothing to say."""
     scene = ctx.scene
     frames = [scene.frame(f) for f in sample.meta_info.get("frame_ids", [])]
-    ids = [int(i) for i in sample.meta_info.get("instance_ids", [])]
-    if sample.skill == "mi_object_object" and "ref_id" in sample.meta_info:
-        ids = list(dict.fromkeys(ids + [int(sample.meta_info["ref_id"])]))
+    ids = referred_ids(sample)
     if not all(ctx.unique_in_scene(scene.object(i)) for i in ids):
         return None  # a trace names objects by category, so every object it reasons about must be the only one of its kind
     labels = ["the image"] if len(frames) == 1 else [f"image {i + 1}" for i in range(len(frames))]
@@ -359,19 +365,13 @@ def run_reason(config: ReasonConfig, on_scene=None) -> dict:
     from collections import Counter
 
     from vst.data.engine import list_scenes
-    from vst.data.shards import concatenate, write_json
+    from vst.data.shards import concatenate, start_parts, write_json
 
     folders = list_scenes(config.scenes)
-    parts, manifest_path = config.out / PARTS_DIR, config.out / "manifest.json"
-    if manifest_path.is_file() and not config.resume:
-        raise ValueError(f"{manifest_path}: this run exists; pass --resume to continue it or choose another --out")
     if (config.teacher_url is None) != (config.teacher_model is None):
         raise ValueError("--teacher-url and --teacher-model go together")
-    stamp, fingerprint = parts / "run.json", config.fingerprint()
-    if stamp.is_file() and json.loads(stamp.read_text())["fingerprint"] != fingerprint:
-        raise ValueError(f"{stamp}: fingerprint: parts from another recipe, n, seed, teacher or vst version; choose another --out")
-    parts.mkdir(parents=True, exist_ok=True)
-    write_json(stamp, {"fingerprint": fingerprint})
+    parts, manifest_path, fingerprint = config.out / PARTS_DIR, config.out / "manifest.json", config.fingerprint()
+    start_parts(parts, manifest_path, fingerprint, config.resume, "run", "recipe, n, seed, teacher or vst version")
     teacher = None
     if config.teacher_url is not None:
         from vst.data.teacher import Teacher

@@ -84,5 +84,17 @@ def concatenate(parts: list[Path], out: Path) -> int:
     return write_table(out, table)
 
 
+def start_parts(parts: Path, manifest: Path, fingerprint: str, resume: bool, what: str, made_from: str) -> None:
+    """Before a resumable run writes per-scene parts under `parts`: refuse to redo a finished `what` (its `manifest`
+    exists) unless resuming, refuse parts another configuration (`made_from`) left, then stamp the parts folder."""
+    if manifest.is_file() and not resume:
+        raise ValueError(f"{manifest}: this {what} exists; pass --resume to continue it or choose another --out")
+    stamp = parts / "run.json"
+    if stamp.is_file() and json.loads(stamp.read_text())["fingerprint"] != fingerprint:
+        raise ValueError(f"{stamp}: fingerprint: parts from another {made_from}; choose another --out")
+    parts.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, {"fingerprint": fingerprint})
+
+
 def write_json(path: Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
