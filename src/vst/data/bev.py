@@ -28,6 +28,12 @@ def render_bev(scene: Scene, frames: Sequence[Frame] = (), highlight_ids: Collec
                title: str | None = None) -> Image.Image:
     """An RGB image (size_px x size_px) of the scene from above with `frames` drawn as "Cam-1", "Cam-2", ... and the
     objects in `highlight_ids` outlined in red. Deterministic: the same inputs give the same pixels."""
+    return Image.open(io.BytesIO(bev_png(scene, frames, highlight_ids, size_px, title))).convert("RGB")
+
+
+def bev_png(scene: Scene, frames: Sequence[Frame] = (), highlight_ids: Collection[int] = (), size_px: int = 640,
+            title: str | None = None) -> bytes:
+    """`render_bev` as PNG bytes, encoded once (what the teacher request carries)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,8 +47,7 @@ def render_bev(scene: Scene, frames: Sequence[Frame] = (), highlight_ids: Collec
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(figure)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
+    return buffer.getvalue()
 
 
 def object_facts(scene: Scene, frames: Sequence[Frame] = (), ids: Collection[int] | None = None) -> list[dict]:
@@ -67,9 +72,3 @@ def object_facts(scene: Scene, frames: Sequence[Frame] = (), ids: Collection[int
                           "visible": seen is not None, **({"depth_m": round(seen.depth_median, 2)} if seen else {})}
         facts.append(fact)
     return facts
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

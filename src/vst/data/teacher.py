@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vst.data.context import SceneContext
-from vst.data.reasoning import cot_sample, final_answer, passes, strip_direct_instruction
+from vst.data.reasoning import cot_sample, final_answer, passes, referred_ids, strip_direct_instruction
 from vst.data.sample import Sample
 from vst.scene.types import atomic_write_text
 
@@ -62,13 +62,12 @@ class Teacher:
         self.cache_dir = Path(cache_dir)
 
     def prompt(self, ctx: SceneContext, sample: Sample):
-        from vst.data.bev import camera_names, object_facts, png_bytes, render_bev
+        from vst.data.bev import bev_png, camera_names, object_facts
         from vst.eval.benchmarks.registry import Prompt
         from vst.models.processing import THINKING_SYSTEM_PROMPT
 
         frames = [ctx.scene.frame(f) for f in sample.meta_info.get("frame_ids", [])]
-        ids = [int(i) for i in sample.meta_info.get("instance_ids", [])] + ([int(sample.meta_info["ref_id"])] if "ref_id" in sample.meta_info else [])
-        bev = png_bytes(render_bev(ctx.scene, frames, ids))
+        bev = bev_png(ctx.scene, frames, referred_ids(sample))
         facts = json.dumps(object_facts(ctx.scene, frames), separators=(",", ":"))
         answer = final_answer(sample)[1]
         text = TEACHER_INSTRUCTIONS.format(n=len(sample.images), cameras=", ".join(f'"{c}"' for c in camera_names(len(frames))),
@@ -88,30 +87,31 @@ class Teacher:
 
         from vst.eval.backends import BackendError
 
-        stats = TeacherStats()
-
-        def ask(sample: Sample) -> str | None:
+        def ask(sample: Sample) -> tuple[str | None, str | None]:
+            """(response, None) fresh, (response, "cached") from disk, or (None, error message)."""
             prompt = self.prompt(ctx, sample)
             path = self.cache_dir / f"{self._key(prompt)}.json"
             if path.is_file():
-                stats.cached += 1
-                return json.loads(path.read_text())["response"]
+                return json.loads(path.read_text())["response"], "cached"
             try:
                 response = self.backend.generate([prompt], max_new_tokens=self.max_tokens, temperature=0.0)[0]
             except BackendError as error:
-                stats.failed += 1
-                stats.errors.append(f"{sample.id}: {error}")
-                return None
+                return None, f"{sample.id}: {error}"
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps({"id": sample.id, "model": self.model, "response": response}))
-            return response
+            return response, None
 
+        # Our own pool rather than OpenAIBackend's concurrency: its batch call stops at the first failed item, and
+        # here one failed request must only cost its own item.
         with ThreadPoolExecutor(max_workers=self.concurrency) as executor:
-            responses = list(executor.map(ask, samples))
-        kept = []
-        for sample, response in zip(samples, responses):
+            answers = list(executor.map(ask, samples))
+        stats, kept = TeacherStats(), []
+        for sample, (response, note) in zip(samples, answers):
             if response is None:
+                stats.failed += 1
+                stats.errors.append(note)
                 continue
+            stats.cached += note == "cached"
             trace = normalise_trace(response)
             if trace is not None and passes(sample, trace):
                 kept.append(cot_sample(sample, category, trace, f"teacher:{self.model}"))
