@@ -360,17 +360,11 @@ def eval_report(
 def _train(config: Path, overrides: list[str], stage: str = "sft") -> None:
     import torch.distributed as dist
 
-    if stage == "rl":
-        from vst.train.rl import load_config, train_rl as train
-    else:
-        from vst.train.sft import load_config, train_sft as train
+    from vst.train import train_stage
 
     try:
         with reporting_errors():
-            if not config.is_file():
-                raise FileNotFoundError(f"{config}: config file not found")
-            settings = load_config(config, overrides)
-            folder = train(settings)
+            folder = train_stage(config, overrides, stage)
         if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
             console.print(f"checkpoint -> {folder}")
     finally:

@@ -113,6 +113,13 @@ def default_config() -> Path:
     return here if here.is_file() or not checkout.is_file() else checkout
 
 
+def vst_p_shard(out: Path) -> Path:
+    """The run's VST-P training shard (the engine writes one shard: index 0 of 1)."""
+    from vst.data.shards import shard_name
+
+    return out / "data" / "vst-p" / f"{shard_name(0, 1)}.parquet"
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
@@ -180,8 +187,9 @@ class Pipeline:
         s, h = self.config.scenes, self.config.heldout
         if s.seed == h.seed:
             raise ValueError("scenes.seed and heldout.seed must differ: held-out scenes must not be training scenes")
+        config = self._scene_config()
         for folder, n, seed in ((self.out / "scenes" / "train", s.n, s.seed), (self.out / "scenes" / "heldout", h.n, h.seed)):
-            result = generate_scenes(folder, n, seed, self._scene_config(), workers=s.workers)
+            result = generate_scenes(folder, n, seed, config, workers=s.workers)
             if result.failed:
                 self.log(f"[yellow]{len(result.failed)} scene(s) failed in {folder}: {result.failed}[/]")
 
@@ -206,9 +214,11 @@ class Pipeline:
 
     # training
     def stage_data(self, stage: str) -> Path:
-        data = self.out / "data"
-        return {"sft": data / "vst-p" / "shard-00000-of-00001.parquet", "coldstart": data / "vst-r" / "vst-r-cot.parquet",
-                "rl": data / "vst-r" / "vst-r-rl.parquet"}[stage]
+        from vst.data.reasoning import OUTPUTS
+
+        if stage == "sft":
+            return vst_p_shard(self.out)
+        return self.out / "data" / "vst-r" / OUTPUTS["cot" if stage == "coldstart" else "rl"]
 
     def train(self, stage: str, settings: StageConfig, model: str) -> str:
         output = self.out / "checkpoints" / stage
@@ -217,26 +227,23 @@ class Pipeline:
             return str(output)
         overrides = [*settings.overrides, f"model_name_or_path={model}", f"output_dir={output}",
                      f"shards=[{self.stage_data(stage)}]", f"seed={self.config.seed}"]
+        from vst.train import train_stage
+
         config_path = _resolve(settings.config, self.folder)
         if not config_path.is_file():
             raise FileNotFoundError(f"{config_path}: stages.{stage}.config: training config not found")
-        if stage == "rl":
-            from vst.train.rl import load_config, train_rl as train
-        else:
-            from vst.train.sft import load_config, train_sft as train
-        return str(train(load_config(config_path, overrides)))
+        return str(train_stage(config_path, overrides, stage))
 
     # evaluation
     def evaluate(self, stage: str, model: str, think: bool) -> dict:
         from vst.eval.backends import make_backend
         from vst.eval.benchmarks import load_all
+        from vst.eval.media import MediaBudget
         from vst.eval.runner import RunConfig, run
+        from vst.models.processing import THINKING_SYSTEM_PROMPT
 
         load_all()
         e = self.config.eval
-        from vst.eval.media import MediaBudget
-        from vst.models.processing import THINKING_SYSTEM_PROMPT
-
         sizes = {k: v for k, v in (("image_max_pixels", e.image_max_pixels), ("video_min_pixels", e.video_min_pixels),
                                    ("video_total_pixels", e.video_total_pixels)) if v is not None}
         backend = StageBackend(make_backend(model), THINKING_SYSTEM_PROMPT if think else None, MediaBudget(**sizes) if sizes else None)
@@ -396,6 +403,7 @@ def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
     """`out/report.md` with `report/accuracy.png` and `report/curves.png`; returns the markdown path."""
     from vst.data.shards import read_samples
     from vst.eval.benchmarks.vst_synth import load_rows
+    from vst.scene.types import atomic_write_text
 
     results = _stage_results(out)
     if not results:
@@ -403,7 +411,7 @@ def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
     folder = out / "report"
     folder.mkdir(parents=True, exist_ok=True)
     rows = load_rows(str(out / "data" / "heldout"))
-    chance = chance_scores(rows, read_samples(out / "data" / "vst-p" / "shard-00000-of-00001.parquet"))
+    chance = chance_scores(rows, read_samples(vst_p_shard(out)))
     _accuracy_chart(results, chance, folder / "accuracy.png")
     has_curves = _curves(out, folder / "curves.png")
     skills = sorted({s for r in results.values() for s in r["categories"]})
@@ -427,8 +435,6 @@ def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
         lines += ["## Time per step", "", "| step | seconds |", "|---|---|"]
         lines += [f"| {name} | {seconds:.0f} |" for name, seconds in timings.items()]
     path = out / "report.md"
-    from vst.scene.types import atomic_write_text
-
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 

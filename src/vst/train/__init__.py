@@ -1,1 +1,19 @@
 """Training: rewards (pure), SFT and GRPO on Qwen2.5-VL. Importing this package does not import torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+
+def train_stage(config: str | Path, overrides: Sequence[str] = (), stage: str = "sft") -> Path:
+    """Train one stage from its YAML plus `key=value` overrides; returns the checkpoint folder. Stages "sft" and
+    "coldstart" run the SFT trainer, "rl" runs GRPO. Used by `vst train` and by the pipeline (`vst demo`)."""
+    config = Path(config)
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: config file not found")
+    if stage == "rl":
+        from vst.train.rl import load_config, train_rl as train
+    else:
+        from vst.train.sft import load_config, train_sft as train
+    return train(load_config(config, overrides))
