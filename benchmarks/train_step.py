@@ -8,6 +8,7 @@ the settings of configs/train/tiny-cpu-sft.yaml (batch 4, 112^2 image budget) an
   full       `VSTSFTTrainer.train()` (SampleCollator in the dataloader, TRL's loop, logging every step), samples/s
              from the time between consecutive `on_step_end` callbacks (median, first steps dropped)
   bare       forward + backward + AdamW step of a fresh copy of the model on exactly the batches `full` collated
+  packed     `full` with `padding_free=true`: each batch trained as one packed row (sdpa block mask on CPU)
   collate    SampleCollator time per batch (inside `full`)
   padding    real tokens / token slots over the shard's batches of 4: shard order, shuffled (the trainer's random
              sampler; mean of 20 shuffles) and sorted by length (what `group_by_length` approximates)
@@ -137,6 +138,7 @@ def main() -> None:
                                            f"per_device_train_batch_size={BATCH}", *SMALL_MEDIA])
         full_seconds, timed = train_full(config)
         bare_seconds = train_bare(model_folder, timed.batches[:args.steps], config.learning_rate)
+        packed_seconds, _ = train_full(dataclasses.replace(config, padding_free=True, output_dir=str(folder / "packed")))
 
         samples = list(read_samples(shard))
         unlimited = dataclasses.replace(config.budgets(), max_seq_len=10**9)
@@ -152,6 +154,7 @@ def main() -> None:
         "samples": len(samples), "modalities": modalities, "data_seconds": round(data_seconds, 1),
         "full_samples_per_s": round(BATCH / full_seconds, 2), "bare_samples_per_s": round(BATCH / bare_seconds, 2),
         "overhead_ratio": round(full_seconds / bare_seconds, 3),
+        "packed_samples_per_s": round(BATCH / packed_seconds, 2), "packed_speedup": round(full_seconds / packed_seconds, 3),
         "collate_ms_per_batch": round(1000 * statistics.median(timed.seconds), 1),
         "tokens_per_sample": {"median": int(np.median(all_lengths)), "max": max(all_lengths)},
         "over_max_seq_len": len(all_lengths) - len(lengths),
@@ -164,6 +167,8 @@ def main() -> None:
         ("full path: SampleCollator + VSTSFTTrainer", f"{results['full_samples_per_s']:.2f} samples/s"),
         ("bare fwd/bwd + AdamW, same batches", f"{results['bare_samples_per_s']:.2f} samples/s"),
         ("overhead: full step time / bare step time", f"{results['overhead_ratio']:.2f}x"),
+        ("padding-free (packed rows), same trainer", f"{results['packed_samples_per_s']:.2f} samples/s"),
+        ("speed-up: padded step time / packed step time", f"{results['packed_speedup']:.2f}x"),
         ("SampleCollator per batch (median)", f"{results['collate_ms_per_batch']:.1f} ms"),
         ("tokens per sample (median / max)", f"{results['tokens_per_sample']['median']} / {max(all_lengths)}"),
         (f"samples over max_seq_len {config.max_seq_len} (skipped)", f"{results['over_max_seq_len']}"),

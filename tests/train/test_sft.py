@@ -194,3 +194,84 @@ def test_checkpoint_weights_load_through_the_key_renaming_or_fail_loudly(tiny_fo
         safetensors.torch.save_file(broken, str(folder / "model.safetensors"))
         with pytest.raises(RuntimeError, match="bogus" if name == "extra" else "merger"):
             load_checkpoint_weights(model, folder)
+
+
+def test_padding_free_rows_give_the_padded_loss_and_gradients(shard, tmp_path, tiny_cache):
+    """One packed row of two-image, single-image and video samples (3D RoPE per sample, block-diagonal attention)
+    equals the right-padded batch: same loss, same gradients in the vision tower and the LLM."""
+    from tests.train.test_rl import video_samples
+    from vst.data.shards import read_samples
+
+    trainer = build_trainer(tiny_config(shard, tmp_path / "run", "padding_free=true"))
+    assert trainer.args.padding_free and trainer.padding_free_vl
+    rows = list(read_samples(shard))[:3] + video_samples(1)
+    batch = trainer.data_collator(rows)
+    lengths = batch["attention_mask"].sum(dim=1)
+    assert len(set(lengths.tolist())) > 1 and "pixel_values_videos" in batch and "pixel_values" in batch
+    model = trainer.model
+    seen = {}
+    model.register_forward_pre_hook(lambda m, a, kw: seen.update(kw), with_kwargs=True)  # runs after the pack hook
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        return loss.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    packed_loss, packed_grads = loss_and_grads()
+    assert seen["input_ids"].shape == (1, int(lengths.sum())) and "attention_mask" not in seen
+    assert seen["position_ids"].shape == (4, 1, int(lengths.sum()))
+    trainer.pack_hook.remove()
+    padded_loss, padded_grads = loss_and_grads()
+    assert seen["input_ids"].shape == batch["input_ids"].shape
+
+    assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
+    assert packed_grads.keys() == padded_grads.keys()
+    assert any(is_vision_tower(name) for name in packed_grads)
+    for name in packed_grads:
+        torch.testing.assert_close(packed_grads[name], padded_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_padding_free_training_runs_and_lowers_loss(shard, tmp_path, tiny_cache):
+    output = train_sft(tiny_config(shard, tmp_path / "run", "padding_free=true"))
+    losses = [loss for (loss,) in logged(output, "loss").values()]
+    assert len(losses) == 10 and losses[-1] < losses[0]
+
+
+def test_streamed_shards_give_the_in_memory_rows_and_losses(shard, tmp_path, tiny_cache):
+    import datasets
+
+    from vst.train.sft import load_shards
+
+    streamed = load_shards([shard, shard], streaming=True)
+    assert isinstance(streamed, datasets.IterableDataset) and streamed.n_shards == 2  # ranks/workers split files
+    assert list(streamed) == load_shards([shard, shard]).to_list()
+
+    # shard order on both sides (no shuffle buffer; sequential sampler): the same batches, hence the same losses
+    streaming = train_sft(tiny_config(shard, tmp_path / "streamed", "streaming=true", "shuffle_buffer=0",
+                                      "max_steps=3"))
+    in_memory = train_sft(tiny_config(shard, tmp_path / "in-memory", "train_sampling_strategy=sequential",
+                                      "max_steps=3"))
+    expected, got = logged(in_memory, "loss", "grad_norm"), logged(streaming, "loss", "grad_norm")
+    assert sorted(got) == [1, 2, 3]
+    for step in got:
+        assert got[step] == pytest.approx(expected[step], rel=1e-5), step
+
+    with pytest.raises(ValueError, match="streaming: set max_steps"):
+        build_trainer(tiny_config(shard, tmp_path / "no-steps", "streaming=true", "max_steps=-1"))
+
+
+def test_load_best_model_restores_the_best_checkpoints_weights(shard, tmp_path, tiny_cache):
+    from transformers import AutoModelForImageTextToText
+
+    trainer = build_trainer(tiny_config(shard, tmp_path / "run", "max_steps=2", "save_strategy=steps",
+                                        "save_steps=1"))
+    trainer.train()
+    best = tmp_path / "run" / "checkpoint-1"
+    saved = dict(AutoModelForImageTextToText.from_pretrained(best).named_parameters())
+    current = dict(trainer.model.named_parameters())
+    assert any(not torch.equal(current[name], saved[name]) for name in saved)
+    trainer.state.best_model_checkpoint, trainer.state.best_metric = str(best), 0.5
+    trainer._load_best_model()
+    current = dict(trainer.model.named_parameters())
+    assert current.keys() == saved.keys() and all(torch.equal(current[n], saved[n]) for n in saved)

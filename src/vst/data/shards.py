@@ -54,28 +54,30 @@ def write_table(path: str | Path, table: pa.Table) -> int:
     return table.num_rows
 
 
-def read_table(path: str | Path) -> pa.Table:
-    """Read a shard (ours or a released VST parquet); missing vst columns are added empty."""
+def open_shard(path: str | Path) -> pq.ParquetFile:
+    """Open a shard (ours or a released VST parquet) for reading; errors name the file and the missing column."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        table = pq.read_table(path)
+        shard = pq.ParquetFile(path)
     except pa.ArrowInvalid as error:
         raise ValueError(f"{path}: not a parquet file ({error})") from None
-    missing = [name for name in ("id", "conversations") if name not in table.column_names]
+    missing = [name for name in ("id", "conversations") if name not in shard.schema_arrow.names]
     if missing:
         raise ValueError(f"{path}: {missing[0]}: missing column (expected VST's schema: {', '.join(SCHEMA.names[:6])})")
-    return table
+    return shard
 
 
 def read_samples(paths: str | Path | Iterable[str | Path]) -> Iterator[Sample]:
-    """Samples from one or more parquet files, in order; rows of released VST data load unchanged."""
+    """Samples from one or more parquet files, in order, read one row group at a time (a shard never has to fit in
+    memory); rows of released VST data load unchanged, and a bad row's error names its file and row."""
     for path in [paths] if isinstance(paths, (str, Path)) else paths:
-        table = read_table(path)
-        for batch in table.to_batches(max_chunksize=ROW_GROUP_SIZE):
-            for index, row in enumerate(batch.to_pylist()):
+        index = 0
+        for batch in open_shard(path).iter_batches(batch_size=ROW_GROUP_SIZE):
+            for row in batch.to_pylist():
                 yield Sample.from_row(row, f"{path}: row {index}")
+                index += 1
 
 
 def concatenate(parts: list[Path], out: Path) -> int:

@@ -195,20 +195,54 @@ def _as_messages(item: Sample | list[dict], for_generation: bool) -> list[dict]:
     return item
 
 
+def load_media(messages: list[dict], budgets: Budgets, factor: int = 28):
+    """(images, videos, video metadata) of one conversation, in order, resized by `budgets`: what the processor and
+    vLLM are handed. images: PIL; videos: lists of PIL frames; metadata: `load_video`'s, one per video."""
+    images, videos, metadata = [], [], []
+    items = _media_items(messages)
+    max_pixels = budgets.image_max_pixels_for(sum(_is_image(item) for item in items))
+    for item in items:
+        if _is_image(item):
+            images.append(load_image(_media_source(item, "image"), budgets.image_min_pixels, max_pixels, factor))
+        else:
+            frames, meta = load_video(_media_source(item, "video"), budgets, factor)
+            videos.append(frames)
+            metadata.append(meta)
+    return images, videos, metadata
+
+
+def media_factor(processor) -> int:
+    """Pixels per visual token side: patch size x merge size (28 for Qwen2.5-VL)."""
+    return processor.image_processor.patch_size * processor.image_processor.merge_size
+
+
+def vllm_media(messages: list[dict], budgets: Budgets, factor: int = 28) -> dict[str, Any]:
+    """The vLLM prompt fields of one conversation's media, prepared exactly as `encode_for_generation` prepares them:
+    `multi_modal_data` (images as PIL, videos as (T, H, W, 3) uint8 arrays) and `mm_processor_kwargs` (`do_resize`
+    off; the sampled `fps`, qwen-vl-utils' frames kept / source frames x source fps). Empty for a text-only prompt."""
+    images, videos, metadata = load_media(messages, budgets, factor)
+    data: dict[str, Any] = {}
+    if images:
+        data["image"] = images
+    if videos:
+        data["video"] = [np.stack([np.asarray(frame) for frame in frames]) for frames in videos]
+    if not data:
+        return {}
+    kwargs: dict[str, Any] = {"do_resize": False}
+    if metadata:  # vLLM's processor takes one fps per prompt: the first video's
+        meta = metadata[0]
+        kwargs["fps"] = len(meta["frames_indices"]) / meta["total_num_frames"] * meta["fps"]
+    return {"multi_modal_data": data, "mm_processor_kwargs": kwargs}
+
+
 def _encode(conversations: list[list[dict]], processor, budgets: Budgets, *, generation: bool):
-    factor = processor.image_processor.patch_size * processor.image_processor.merge_size
+    factor = media_factor(processor)
     texts, images, videos, metadata = [], [], [], []
     for messages in conversations:
         texts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation))
-        items = _media_items(messages)
-        max_pixels = budgets.image_max_pixels_for(sum(_is_image(item) for item in items))
-        for item in items:
-            if _is_image(item):
-                images.append(load_image(_media_source(item, "image"), budgets.image_min_pixels, max_pixels, factor))
-            else:
-                frames, meta = load_video(_media_source(item, "video"), budgets, factor)
-                videos.append(frames)
-                metadata.append(meta)
+        conversation_media = load_media(messages, budgets, factor)
+        for collected, part in zip((images, videos, metadata), conversation_media):
+            collected.extend(part)
     kwargs: dict[str, Any] = {}
     if images:
         kwargs.update(images=images, images_kwargs={"do_resize": False})
@@ -274,3 +308,28 @@ def assistant_labels(input_ids, attention_mask, tokenizer):
             stop = next((i for i in range(begin, last + 1) if ids[i] == end), last)
             labels[row, begin:stop + 1] = input_ids[row, begin:stop + 1]
     return labels
+
+
+def pack_batch(batch: dict, rope_positions) -> dict:
+    """The padding-free form of a right-padded training batch: its rows concatenated into one (1, N) row, N = real
+    tokens, with no attention mask. Sequence boundaries travel in `position_ids` (4, 1, N): row 0 holds text positions
+    that restart at 0 for every sample, from which transformers builds a block-diagonal mask (sdpa, eager) or
+    flash-attention's `cu_seqlens`; rows 1-3 hold `rope_positions` (3, B, L), the model's 3D RoPE positions of the
+    padded batch (`get_rope_index`), taken at the real tokens. Media tensors pass through unchanged; each sample's first
+    label is -100 so no token predicts across a boundary.
+    """
+    import torch
+
+    mask = batch["attention_mask"].bool()
+    packed = {key: value for key, value in batch.items() if key != "attention_mask"}
+    for key in ("input_ids", "labels", "mm_token_type_ids"):
+        if key in batch:
+            packed[key] = batch[key][mask].unsqueeze(0)
+    lengths = mask.sum(dim=1).tolist()
+    text_positions = torch.cat([torch.arange(n, device=mask.device) for n in lengths])
+    starts = torch.tensor([0, *lengths[:-1]], device=mask.device).cumsum(0)
+    if "labels" in packed:
+        packed["labels"][0, starts] = IGNORE_INDEX
+    rope = rope_positions.to(mask.device)[:, mask]
+    packed["position_ids"] = torch.cat([text_positions.unsqueeze(0), rope]).unsqueeze(1)
+    return packed

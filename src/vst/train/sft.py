@@ -106,6 +106,12 @@ class VSTSFTConfig(SFTConfig):
     video_min_pixels: int = field(default=Budgets.video_min_pixels, metadata={"help": "Min pixels of a video frame."})
     video_fps: float = field(default=Budgets.video_fps, metadata={"help": "Video sampling rate, frames per second."})
     video_max_frames: int | None = field(default=None, metadata={"help": "Frame cap; None derives it from budgets."})
+    streaming: bool = field(
+        default=False, metadata={"help": "Read the shards lazily, one row group at a time (needs max_steps)."}
+    )
+    shuffle_buffer: int = field(
+        default=1000, metadata={"help": "Streaming: rows held in the shuffle buffer; 0 keeps shard order."}
+    )
 
     def budgets(self) -> Budgets:
         """The media/token budgets handed to `encode_for_training`."""
@@ -170,25 +176,39 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), config_c
         raise ValueError(f"{path or 'overrides'}: {error}") from error
 
 
-def load_shards(paths: str | Path | Sequence[str | Path]):
-    """A `datasets.Dataset` of the shards' rows (VST's parquet schema, images as bytes), in order; globs expand.
+def _shard_rows(files: list[str]):
+    """Rows of the shards, normalised through `Sample` (released VST rows gain the vst columns), read lazily."""
+    for sample in read_samples(files):
+        yield sample.to_row()
 
-    Rows go through `Sample.from_row` / `to_row` once, so released VST rows are normalised and a bad row fails before
-    training. TRL 1.16 accepts only `datasets` datasets. The rows are held in memory; stage-1 scale (millions of
-    rows) wants a memory-mapped or streaming dataset instead.
+
+def load_shards(paths: str | Path | Sequence[str | Path], streaming: bool = False):
+    """A `datasets` dataset of the shards' rows (VST's parquet schema, images as bytes), in order; globs expand.
+
+    Rows go through `Sample.from_row` / `to_row` once, so released VST rows are normalised and a bad row fails with
+    its file and row. In memory by default (fine up to a few hundred thousand rows); `streaming=True` gives an
+    `IterableDataset` that reads one row group at a time, for stage-1 scale (VST: 1.8 M rows with images).
     """
     import glob
 
     import datasets
 
+    from vst.data.shards import SCHEMA
+
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     expanded = [match for path in paths for match in (sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)])]
     if not expanded:
         raise FileNotFoundError(f"shards: no file matches {[str(p) for p in paths]}")
-    rows = [sample.to_row() for sample in read_samples(expanded)]
+    missing = [path for path in expanded if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: file not found")
+    features = datasets.Features.from_arrow_schema(SCHEMA)
+    if streaming:  # one generator shard per file, so ranks and dataloader workers split the files
+        return datasets.IterableDataset.from_generator(_shard_rows, features=features, gen_kwargs={"files": expanded})
+    rows = list(_shard_rows(expanded))
     if not rows:
         raise ValueError(f"{paths}: the shards hold no rows")
-    return datasets.Dataset.from_list(rows)
+    return datasets.Dataset.from_list(rows, features=features)
 
 
 class SampleCollator:
@@ -282,25 +302,89 @@ def load_checkpoint_weights(model, folder: str | Path) -> None:
 
 
 class CheckpointResumeMixin:
-    """Trainer mixin whose resume actually loads the checkpoint's weights.
+    """Trainer mixin whose resume, and whose `load_best_model_at_end`, actually load the checkpoint's weights.
 
-    Why: in transformers 5.24 `Trainer._load_from_checkpoint` reads `model.safetensors` with a plain
-    `load_state_dict(strict=False)`, but `save_pretrained` wrote the keys in the hub layout, so for Qwen2.5-VL no key
-    matches and training silently resumes from the initial weights with the checkpoint's optimizer
-    (huggingface/transformers#43701). DeepSpeed, FSDP and PEFT checkpoints take transformers' own paths.
+    Why: in transformers 5.24 `Trainer._load_from_checkpoint` and `_load_best_model` read `model.safetensors` with a
+    plain `load_state_dict(strict=False)`, but `save_pretrained` wrote the keys in the hub layout, so for Qwen2.5-VL
+    no key matches and training silently resumes from the initial weights with the checkpoint's optimizer (or ends
+    on the last weights instead of the best) (huggingface/transformers#43701). DeepSpeed, FSDP and PEFT checkpoints
+    take transformers' own paths.
     """
 
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        folder = Path(resume_from_checkpoint)
+    def _loads_plain(self, folder: Path) -> bool:
         plain = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
-        if not plain or self.is_deepspeed_enabled or self.is_fsdp_enabled or hasattr(self.model, "peft_config"):
+        return plain and not (self.is_deepspeed_enabled or self.is_fsdp_enabled or hasattr(self.model, "peft_config"))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        if not self._loads_plain(Path(resume_from_checkpoint)):
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        load_checkpoint_weights(self.model if model is None else model, folder)
+        load_checkpoint_weights(self.model if model is None else model, resume_from_checkpoint)
+
+    def _load_best_model(self):
+        folder = Path(self.state.best_model_checkpoint)
+        if not self._loads_plain(folder):
+            return super()._load_best_model()
+        logger.info("loading the best model from %s (score %s)", folder, self.state.best_metric)
+        load_checkpoint_weights(self.model, folder)
 
 
-class VSTSFTTrainer(CheckpointResumeMixin, VitLrMixin, SFTTrainer):
-    """`SFTTrainer` whose optimizer gives the vision tower its own learning rate (`args.vit_lr`, `VitLrMixin`) and
-    whose resume loads the checkpoint's weights (`CheckpointResumeMixin`); the training loop is TRL's."""
+class PaddingFreeMixin:
+    """Trainer mixin for padding-free training of Qwen2.5-VL (`padding_free: true`).
+
+    Why: TRL 1.16 refuses `padding_free` for vision datasets and for custom collators. Here the collator still pads
+    (TRL's token metrics read its attention mask), and a forward pre-hook on the model turns every training forward
+    (one with `labels` and `attention_mask`) into one packed row with no padding (`processing.pack_batch`), its 3D
+    RoPE positions computed per sample by the model's own `get_rope_index`. Flash-attention reads the sample
+    boundaries from the text positions (varlen kernel); sdpa and eager build a block-diagonal (N x N) mask, fine on
+    CPU and for short rows, quadratic in memory for long packed rows on GPU.
+    """
+
+    def __init__(self, *args, **kwargs):
+        config = kwargs.get("args")
+        self.padding_free_vl = bool(getattr(config, "padding_free", False))
+        if self.padding_free_vl:
+            config.padding_free = False  # keep TRL's own padding-free path (text-only, its collator) out of the way
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            if self.padding_free_vl:
+                config.padding_free = True
+        if self.padding_free_vl:
+            inner = getattr(self.model, "model", self.model)
+            self._rope_index = getattr(inner, "get_rope_index", None)
+            if self._rope_index is None:
+                raise ValueError(f"padding_free: {type(self.model).__name__} has no get_rope_index (3D RoPE); "
+                                 "padding-free packing supports Qwen2-VL-style models only")
+            attention = getattr(self.model.config, "_attn_implementation", None)
+            if attention is not None and "flash" not in attention:
+                logger.warning("padding_free with attn_implementation=%s builds an N x N block mask per packed row; "
+                               "use flash_attention_2 on GPU", attention)
+            self.pack_hook = self.model.register_forward_pre_hook(self._pack_inputs, with_kwargs=True)
+
+    def _pack_inputs(self, module, args, kwargs):
+        if kwargs.get("labels") is None or kwargs.get("attention_mask") is None or kwargs.get("position_ids") is not None:
+            return None
+        import torch
+
+        from vst.models.processing import pack_batch
+
+        types = kwargs.get("mm_token_type_ids")
+        if types is None:
+            types = torch.zeros_like(kwargs["input_ids"])
+        with torch.no_grad():
+            rope, _ = self._rope_index(
+                input_ids=kwargs["input_ids"], mm_token_type_ids=types, image_grid_thw=kwargs.get("image_grid_thw"),
+                video_grid_thw=kwargs.get("video_grid_thw"), second_per_grid_ts=kwargs.get("second_per_grid_ts"),
+                attention_mask=kwargs["attention_mask"],
+            )
+        # no cache: transformers reads packed boundaries from the positions only when there is none
+        return args, {**pack_batch({**kwargs, "mm_token_type_ids": types}, rope), "use_cache": False}
+
+
+class VSTSFTTrainer(CheckpointResumeMixin, VitLrMixin, PaddingFreeMixin, SFTTrainer):
+    """`SFTTrainer` whose optimizer gives the vision tower its own learning rate (`args.vit_lr`, `VitLrMixin`), whose
+    resume loads the checkpoint's weights (`CheckpointResumeMixin`) and which trains padding-free on multimodal rows
+    when `padding_free` is set (`PaddingFreeMixin`); the training loop is TRL's."""
 
 
 def apply_freezing(model, config) -> None:
@@ -324,9 +408,25 @@ def build_trainer(config: VSTSFTConfig) -> VSTSFTTrainer:
     model = AutoModelForImageTextToText.from_pretrained(source, **(config.model_init_kwargs or {}))
     apply_freezing(model, config)
     return VSTSFTTrainer(
-        model=model, args=config, train_dataset=load_shards(config.shards), processing_class=processor,
+        model=model, args=config, train_dataset=training_rows(config), processing_class=processor,
         data_collator=SampleCollator(processor, config.budgets()),
     )
+
+
+def training_rows(config: VSTSFTConfig):
+    """The dataset `config` trains on: its shards in memory, or streamed (`streaming`) through a seeded shuffle
+    buffer. A streamed dataset is not dispatched from rank 0: accelerate's dispatcher slices every tensor of a batch
+    by row, which would cut `pixel_values` (patches, not rows) wrongly; each rank reads its own files (or every n-th
+    batch when there are fewer files than ranks) instead."""
+    dataset = load_shards(config.shards, streaming=config.streaming)
+    if not config.streaming:
+        return dataset
+    if config.max_steps <= 0:
+        raise ValueError("streaming: set max_steps; a streamed dataset has no length to derive epochs from")
+    if config.shuffle_buffer > 0:
+        dataset = dataset.shuffle(seed=config.seed, buffer_size=config.shuffle_buffer)
+    config.accelerator_config.dispatch_batches = False
+    return dataset
 
 
 def save_run(trainer, output_dir: str | Path, curve_keys: Sequence[str]) -> Path:
