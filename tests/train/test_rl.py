@@ -2,6 +2,7 @@
 online filtering, config defaults equal VST's (spec paper.md §4.3, training.md §7.5-7.6)."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,135 @@ def test_images_and_video_share_a_batch(shard, tiny_folder, tmp_path):
         if kwargs.get("labels") is not None else None, with_kwargs=True)
     trainer.train()
     assert calls and all({"pixel_values", "image_grid_thw"} | MEDIA_KWARGS <= names for names in calls), calls
+
+
+class FakeLLM:
+    """Stands in for `vllm.LLM` (no vLLM on CPU): records the engine kwargs, the weights pushed to it and every
+    request; answers each request with a few deterministic text tokens plus `<|im_end|>` and their log-probs."""
+
+    instances: list = []
+
+    def __init__(self, **kwargs):
+        from types import SimpleNamespace
+
+        self.kwargs, self.requests, self.weight_rounds, self.resets = kwargs, [], [], 0
+        self.rng = np.random.default_rng(0)
+        self.eos = None
+        loader = SimpleNamespace(load_weights=self._load_weights)
+        self.llm_engine = SimpleNamespace(model_executor=SimpleNamespace(
+            driver_worker=SimpleNamespace(model_runner=SimpleNamespace(model=loader))))
+        FakeLLM.instances.append(self)
+
+    def _load_weights(self, weights):
+        if not self.weight_rounds or self.resets == len(self.weight_rounds):
+            self.weight_rounds.append({})
+        self.weight_rounds[-1].update({name: tensor.detach().clone() for name, tensor in weights})
+
+    def reset_prefix_cache(self):
+        self.resets += 1
+
+    def generate(self, requests, sampling_params, use_tqdm=True):
+        from types import SimpleNamespace
+
+        assert sampling_params.kwargs["n"] == 1 and sampling_params.kwargs["max_tokens"] == 6
+        self.requests.append(requests)
+        outputs = []
+        for request in requests:
+            tokens = [int(t) for t in self.rng.integers(200, 400, size=int(self.rng.integers(1, 5)))] + [self.eos]
+            logprobs = [{token: SimpleNamespace(logprob=-1.5, rank=1)} for token in tokens]
+            outputs.append(SimpleNamespace(prompt_token_ids=request["prompt_token_ids"],
+                                           outputs=[SimpleNamespace(token_ids=tokens, logprobs=logprobs)]))
+        return outputs
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    import sys
+    from types import ModuleType, SimpleNamespace
+
+    import trl.generation.vllm_generation as vllm_generation
+
+    module = ModuleType("vllm")
+    module.SamplingParams = lambda **kwargs: SimpleNamespace(kwargs=kwargs)
+    module.LLM = FakeLLM
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    monkeypatch.setattr(vllm_generation, "is_vllm_available", lambda *args, **kwargs: True)
+    monkeypatch.setattr(vllm_generation, "LLM", FakeLLM, raising=False)
+    monkeypatch.setattr(vllm_generation, "SamplingParams", module.SamplingParams, raising=False)
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        if name in os.environ:  # TRL's colocate set-up writes them: restored (or removed) after the test
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    FakeLLM.instances = []
+    return FakeLLM
+
+
+def test_vllm_rollouts_carry_images_and_video_and_get_each_steps_weights(shard, tiny_folder, tmp_path, fake_vllm):
+    from transformers import AutoProcessor
+
+    from vst.data.shards import read_samples
+    from vst.models.processing import Budgets, encode_for_generation, load_image, load_video
+    from vst.train.rl import clean_messages
+
+    processor = AutoProcessor.from_pretrained(str(tiny_folder))
+    processor.tokenizer.padding_side = "left"
+    samples = list(read_samples(shard))
+    rows = [next(s for s in samples if len(s.images) == n) for n in (1, 2)] + video_samples(2)
+    config = load_config(TINY_CONFIG, [
+        f"output_dir={tmp_path}", "max_steps=2", "per_device_train_batch_size=8", "num_generations=2",
+        "online_filtering=false", "max_completion_length=6", "use_vllm=true", "vllm_mode=colocate",
+        "learning_rate=1e-2"])
+    dataset = grpo_dataset(rows)
+    trainer = VSTGRPOTrainer(model=str(tiny_folder), reward_funcs=[dense_reward], args=config,
+                             train_dataset=dataset, processing_class=processor)
+    (llm,) = fake_vllm.instances
+    llm.eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert llm.kwargs["model"] == str(tiny_folder) and llm.kwargs["tensor_parallel_size"] == 1
+    trainer.train()
+
+    # one generation round per step; 8 rollouts = 4 prompts x 2, each carrying its own media
+    assert len(llm.requests) == 2 and all(len(batch) == 8 for batch in llm.requests)
+    budgets = config.budgets()
+    by_ids = {}
+    for prompt in dataset["prompt"]:
+        messages = clean_messages(prompt)
+        ids = tuple(encode_for_generation([messages], processor, budgets)["input_ids"][0].tolist())
+        by_ids.setdefault(ids, []).append(messages)  # the two videos share their question, hence their ids
+    kinds = set()
+    for request in (r for batch in llm.requests for r in batch):
+        candidates = by_ids[tuple(request["prompt_token_ids"])]  # the ids our processor builds, pads expanded
+        media = [[i for m in messages for i in m["content"] if i.get("type") in ("image", "video")]
+                 for messages in candidates]
+        items = media[0]
+        data = request["multi_modal_data"]
+        if items[0]["type"] == "video":
+            kinds.add("video")
+            videos = [np.stack([np.asarray(f) for f in load_video(m[0]["video"], budgets)[0]]) for m in media]
+            assert [v.shape for v in data["video"]] == [videos[0].shape] and videos[0].shape[0] == 4
+            assert any(np.array_equal(data["video"][0], video) for video in videos)
+            assert request["mm_processor_kwargs"] == {"do_resize": False, "fps": 2.0}
+        else:
+            kinds.add(len(items))
+            cap = budgets.image_max_pixels_for(len(items))
+            assert [im.size for im in data["image"]] == [
+                load_image(i["image"], budgets.image_min_pixels, cap).size for i in items]
+            assert request["mm_processor_kwargs"] == {"do_resize": False}
+    assert kinds == {"video", 1, 2}
+
+    # weights pushed before each step's rollouts: every parameter, and the second round holds the trained values
+    assert len(llm.weight_rounds) == 2 and llm.resets == 2
+    names = {name for name, _ in trainer.model.named_parameters()}
+    assert all(set(round_) == names for round_ in llm.weight_rounds)
+    first, second = llm.weight_rounds
+    assert any(not torch.equal(first[name], second[name]) for name in names)
+    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(history) == 2 and all(np.isfinite(entry["loss"]) for entry in history)
+
+
+def test_vllm_server_mode_is_refused_before_any_engine_starts(tiny_folder, tmp_path, fake_vllm):
+    config = load_config(TINY_CONFIG, [f"output_dir={tmp_path}", "use_vllm=true", "vllm_mode=server"])
+    with pytest.raises(ValueError, match="colocated with tensor_parallel_size 1"):
+        VSTGRPOTrainer(model=str(tiny_folder), reward_funcs=[dense_reward], args=config,
+                       train_dataset=grpo_dataset(video_samples(2)))
+    assert fake_vllm.instances == []

@@ -22,9 +22,11 @@ from typing import Any, Sequence
 
 import torch
 from trl import GRPOConfig, GRPOTrainer
+from trl.extras.profiling import profiling_context
 
 from vst.data.sample import Sample
-from vst.models.processing import THINKING_SYSTEM_PROMPT, Budgets, encode_for_generation, prompt_messages
+from vst.models.processing import (THINKING_SYSTEM_PROMPT, Budgets, encode_for_generation, media_factor,
+                                   prompt_messages, vllm_media)
 from vst.train import rewards as vst_rewards
 from vst.train.curves import RL_KEYS
 from vst.train.sft import CheckpointResumeMixin, VitLrMixin, VSTSFTConfig, load_shards, save_run
@@ -184,7 +186,8 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
        `media_rows` (TRL's shuffle/split keep it in step), and a forward pre-hook on the policy and the reference
        model injects them, with `mm_token_type_ids` built from the ids, into every forward that carries `labels`
        (the scoring forwards; generation carries none). `<|video_pad|>` is suppressed during sampling as
-       `<|image_pad|>` is. vLLM rollouts are not covered (TRL 1.16 passes only images to vLLM).
+       `<|image_pad|>` is. With `use_vllm` (colocate), rollouts come
+       from vLLM with each row's images and videos (`_vllm_rollouts`); TRL 1.16's own vLLM path passes images only.
     2. VST's online filtering (DAPO dynamic sampling): prompt groups whose mean reward is <= `filter_low` or >=
        `filter_high` are dropped from the loss (advantages and completion masks zeroed, token count recomputed).
        VST regenerates until the batch is full (`max_try_make_batch: -1`); here the step's batch shrinks instead.
@@ -195,8 +198,15 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
     """
 
     def __init__(self, *args, budgets: Budgets | None = None, **kwargs):
+        config = kwargs.get("args")
+        if getattr(config, "use_vllm", False) and (config.vllm_mode != "colocate"
+                                                   or config.vllm_tensor_parallel_size != 1):
+            raise ValueError(f"use_vllm: vst rollouts run vLLM colocated with tensor_parallel_size 1 (vllm_mode="
+                             f"{config.vllm_mode!r}, vllm_tensor_parallel_size={config.vllm_tensor_parallel_size}): "
+                             "TRL 1.16's server mode and TP gathers carry images only and would drop videos")
         super().__init__(*args, **kwargs)
         self.budgets = budgets or self.args.budgets()
+        self._vllm_requests: list[dict] | None = None  # per-row vLLM prompts of the batch being generated
         self._scoring_media: list | None = None  # per-row media of the batch being scored
         self._media_queue: deque | None = None  # rows not yet consumed by the current log-prob call
         self._last_rewards: torch.Tensor | None = None
@@ -212,7 +222,7 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
 
     # rollouts: our processing path, per-row media kept --------------------------------------------------------------
     def _tokenize_prompts(self, prompts: list):
-        rows, previous, encoded = [], None, None
+        rows, previous, encoded, requests = [], None, None, []
         for prompt in prompts:
             messages = clean_messages(prompt)
             if messages != previous:  # the sampler repeats each prompt num_generations times in a row
@@ -221,10 +231,16 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
                 if "second_per_grid_ts" in media:
                     media["second_per_grid_ts"] = torch.as_tensor(media["second_per_grid_ts"], dtype=torch.float32)
                 encoded, previous = (batch["input_ids"][0].tolist(), media or None), messages
+                if self.use_vllm:  # the same resized media, for the rollout engine
+                    request = {"prompt_token_ids": encoded[0],
+                               **vllm_media(messages, self.budgets, media_factor(self.processing_class))}
             rows.append(encoded)
+            if self.use_vllm:
+                requests.append(request)
         prompt_ids = [ids for ids, _ in rows]
         media_rows = [media for _, media in rows]
         self._scoring_media = media_rows
+        self._vllm_requests = requests if self.use_vllm else None
         fields: dict[str, Any] = {}
         if any(media_rows):
             fields.update(_concat_media(media_rows))
@@ -238,6 +254,51 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
         if self._video_token_id is not None:
             types[ids == self._video_token_id] = 2
         return types
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        if not self.use_vllm:
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        return self._vllm_rollouts(prompt_ids)
+
+    def _vllm_rollouts(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]], list[list[float]] | None]:
+        """(completion ids, sampled-token log-probs) of one rollout per row from the colocated vLLM engine.
+
+        Each request carries the row's prompt ids (media placeholders already expanded by our processor) plus its
+        `multi_modal_data` and `mm_processor_kwargs` (`processing.vllm_media`: images and videos resized exactly as
+        for the log-prob forwards). Weights are pushed to the engine once per optimizer step with TRL's
+        `sync_weights` (FSDP/ZeRO-3 gathers included); sampling settings are TRL's (`n` = 1: the sampler already
+        repeats each prompt `num_generations` times).
+        """
+        from trl.generation.vllm_generation import extract_logprobs
+        from vllm import SamplingParams
+
+        generation = self.vllm_generation
+        requests = self._vllm_requests
+        if requests is None or [r["prompt_token_ids"] for r in requests] != [list(ids) for ids in prompt_ids]:
+            raise RuntimeError("vLLM requests out of step with the tokenized prompts")
+        if self.state.global_step != self._last_loaded_step or generation._llm_weights_sleeping:
+            with profiling_context(self, "sync_weights"):
+                generation.sync_weights()
+            self._last_loaded_step = self.state.global_step
+        sampling = SamplingParams(
+            n=1, repetition_penalty=generation.repetition_penalty, temperature=generation.temperature,
+            top_p=generation.top_p, top_k=generation.top_k, min_p=generation.min_p or 0.0,
+            max_tokens=generation.max_completion_length, logprobs=generation.logprobs,
+            **generation.generation_kwargs,
+        )
+        if generation.enable_sleep_mode:
+            generation.llm.wake_up(tags=["kv_cache"])
+        with profiling_context(self, "vLLM.generate"):
+            outputs = generation.llm.generate(requests, sampling_params=sampling, use_tqdm=False)
+        if generation.enable_sleep_mode:
+            generation.llm.sleep(level=2)
+            generation._llm_weights_sleeping = True
+        completion_ids = [list(output.token_ids) for request in outputs for output in request.outputs]
+        if len(completion_ids) != len(requests):
+            raise RuntimeError(f"vLLM returned {len(completion_ids)} completions for {len(requests)} prompts")
+        logprobs, _ = extract_logprobs(outputs)
+        return completion_ids, None if logprobs is None else [[lp[0] for lp in seq] for seq in logprobs]
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
