@@ -1,4 +1,4 @@
-"""Two-process DDP on CPU (gloo) through the real entry point: `torchrun -m vst.cli train sft` (spec training.md §7.7)."""
+"""Two-process training on CPU (gloo) through the real entry points: `torchrun` and `accelerate launch` of `vst.cli train sft` (spec training.md §7.7)."""
 
 import json
 import math
@@ -28,9 +28,15 @@ def shard(tmp_path_factory, small_config):
     return folder / "data" / manifest["shard"]
 
 
-def torchrun_sft(tiny_folder, *overrides):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "vst.cli", "train", "sft", "--config", str(TINY_CONFIG), "max_steps=3", *overrides]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+# accelerate's own launcher; --multi_gpu is its torchrun path, which falls back to gloo on a machine without GPUs
+# (its --cpu flag starts a single process unless mpirun is configured)
+ACCELERATE_LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                     "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+def launch_sft(tiny_folder, *overrides, launcher=TORCHRUN):
+    command = [*launcher, "-m", "vst.cli", "train", "sft", "--config", str(TINY_CONFIG), "max_steps=3", *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "VST_CACHE": str(tiny_folder.parent)}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,7 +46,7 @@ def torchrun_sft(tiny_folder, *overrides):
 
 def test_two_process_ddp_trains_saves_and_tears_down(shard, tiny_folder, tmp_path):
     out = tmp_path / "run"
-    result = torchrun_sft(tiny_folder, f"shards=[{shard}]", f"output_dir={out}")
+    result = launch_sft(tiny_folder, f"shards=[{shard}]", f"output_dir={out}")
     assert (result.stdout + result.stderr).count("checkpoint ->") == 1  # printed by rank 0 only
     assert (out / "model.safetensors").is_file() and (out / "curves.png").is_file()
     state = json.loads((out / "trainer_state.json").read_text())
@@ -57,7 +63,17 @@ def test_two_process_ddp_streams_one_file_per_rank(shard, tiny_folder, tmp_path)
     copy = tmp_path / "second.parquet"
     copy.write_bytes(shard.read_bytes())
     out = tmp_path / "run"
-    torchrun_sft(tiny_folder, f"shards=[{shard},{copy}]", "streaming=true", f"output_dir={out}")
+    launch_sft(tiny_folder, f"shards=[{shard},{copy}]", "streaming=true", f"output_dir={out}")
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 3 and all(math.isfinite(e["loss"]) for e in state["log_history"] if "loss" in e)
+    assert (out / "model.safetensors").is_file()
+
+
+def test_accelerate_launch_runs_two_processes_and_tears_down(shard, tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    launch_sft(tiny_folder, f"shards=[{shard}]", f"output_dir={out}", launcher=ACCELERATE_LAUNCH)
+    state = json.loads((out / "trainer_state.json").read_text())
+    rows = pq.read_metadata(shard).num_rows
+    # two ranks: 3 steps of 2 x 4 rows cover twice the epoch one process would
+    assert state["global_step"] == 3 and state["epoch"] == pytest.approx(3 / math.ceil(math.ceil(rows / 4) / 2))
     assert (out / "model.safetensors").is_file()
