@@ -1,4 +1,5 @@
-"""Two-process training on CPU (gloo) through the real entry points: `torchrun` and `accelerate launch` of `vst.cli train sft` (spec training.md §7.7)."""
+"""Two-process training on CPU (gloo) through the real entry points, `torchrun` and `accelerate launch`, of
+`vst.cli train sft` (spec training.md §7.7)."""
 
 import json
 import math

@@ -362,7 +362,8 @@ class PaddingFreeMixin:
             self.pack_hook = self.model.register_forward_pre_hook(self._pack_inputs, with_kwargs=True)
 
     def _pack_inputs(self, module, args, kwargs):
-        if kwargs.get("labels") is None or kwargs.get("attention_mask") is None or kwargs.get("position_ids") is not None:
+        training_forward = kwargs.get("labels") is not None and kwargs.get("attention_mask") is not None
+        if not training_forward or kwargs.get("position_ids") is not None:
             return None
         import torch
 
