@@ -295,3 +295,70 @@ def test_vllm_server_mode_is_refused_before_any_engine_starts(tiny_folder, tmp_p
         VSTGRPOTrainer(model=str(tiny_folder), reward_funcs=[dense_reward], args=config,
                        train_dataset=grpo_dataset(video_samples(2)))
     assert fake_vllm.instances == []
+
+
+def test_refill_groups_pads_and_fills_dropped_slots_in_order():
+    from vst.train.rl import refill_groups
+
+    # 3 groups of 2 rollouts; groups 0 and 2 dropped. Refill round: groups 0 (dropped) and 1, 2 (kept).
+    output = {"prompt_ids": torch.tensor([[9, 1], [9, 1], [0, 2], [0, 2], [0, 3], [0, 3]]),
+              "prompt_mask": torch.tensor([[0, 1], [0, 1], [1, 1], [1, 1], [1, 1], [1, 1]]),
+              "completion_ids": torch.tensor([[5], [6], [7], [8], [5], [5]]),
+              "completion_mask": torch.ones(6, 1, dtype=torch.long),
+              "advantages": torch.tensor([0.0, 0.0, 1.0, -1.0, 0.0, 0.0]),
+              "num_items_in_batch": torch.tensor(6), "media_rows": [None, None, {"a": 1}, {"a": 1}, None, None]}
+    extra = {"prompt_ids": torch.tensor([[4, 4, 4]] * 2 + [[9, 5, 5]] * 2 + [[6, 6, 6]] * 2),
+             "prompt_mask": torch.tensor([[1, 1, 1]] * 2 + [[0, 1, 1]] * 2 + [[1, 1, 1]] * 2),
+             "completion_ids": torch.tensor([[1, 1]] * 2 + [[2, 3], [4, 9]] + [[5, 6], [7, 8]]),
+             "completion_mask": torch.tensor([[1, 1]] * 2 + [[1, 1], [1, 0]] + [[1, 1], [1, 1]]),
+             "advantages": torch.tensor([0.0, 0.0, 0.5, -0.5, 2.0, -2.0]), "num_items_in_batch": torch.tensor(12)}
+    keep = torch.tensor([False, False, True, True, False, False])
+    extra_keep = torch.tensor([False, False, True, True, True, True])
+
+    merged, merged_keep = refill_groups(output, keep, extra, extra_keep, group=2, pad_token_id=9)
+
+    assert merged_keep.tolist() == [True] * 6
+    assert merged["prompt_ids"].tolist() == [[9, 5, 5], [9, 5, 5], [9, 0, 2], [9, 0, 2], [6, 6, 6], [6, 6, 6]]
+    assert merged["prompt_mask"].tolist() == [[0, 1, 1], [0, 1, 1], [0, 1, 1], [0, 1, 1], [1, 1, 1], [1, 1, 1]]
+    assert merged["completion_ids"].tolist() == [[2, 3], [4, 9], [7, 9], [8, 9], [5, 6], [7, 8]]
+    assert merged["completion_mask"].tolist() == [[1, 1], [1, 0], [1, 0], [1, 0], [1, 1], [1, 1]]
+    assert merged["advantages"].tolist() == [0.5, -0.5, 1.0, -1.0, 2.0, -2.0]
+    assert merged["media_rows"] == [None, None, {"a": 1}, {"a": 1}, None, None]
+    assert output["prompt_ids"].shape == (6, 2) and keep.tolist()[0] is False  # inputs untouched
+    # nothing to give: unchanged
+    same, same_keep = refill_groups(output, keep, extra, torch.zeros(6, dtype=torch.bool), group=2, pad_token_id=9)
+    assert same is output and same_keep is keep
+
+
+def saturating_reward(completions, id, **kwargs):
+    """1.0 for every rollout of the `sat-*` prompts (their groups get dropped), dense for the others."""
+    return [1.0 if row_id.startswith("sat") else dense for row_id, dense in zip(id, dense_reward(completions))]
+
+
+@pytest.mark.parametrize("rounds", [0, 4])
+def test_dropped_groups_are_refilled_with_fresh_prompts(shard, tiny_folder, tmp_path, rounds):
+    from dataclasses import replace
+
+    from transformers import AutoProcessor
+
+    from vst.data.shards import read_samples
+
+    processor = AutoProcessor.from_pretrained(str(tiny_folder))
+    processor.tokenizer.padding_side = "left"
+    samples = list(read_samples(shard))[:4]
+    samples = [replace(s, id=("sat-" if i < 2 else "dense-") + s.id) for i, s in enumerate(samples)]
+    config = load_config(TINY_CONFIG, [
+        f"output_dir={tmp_path}", "max_steps=2", "per_device_train_batch_size=4", "num_generations=2",
+        "max_completion_length=4", f"resample_rounds={rounds}", "seed=3"])
+    trainer = VSTGRPOTrainer(model=str(tiny_folder), reward_funcs=[saturating_reward], args=config,
+                             train_dataset=grpo_dataset(samples), processing_class=processor)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    first = [entry["online_filter/kept_fraction"] for entry in logs]
+    final = [entry["online_filter/final_kept_fraction"] for entry in logs]
+    done = [entry["online_filter/resample_rounds"] for entry in logs]
+    assert any(f < 1.0 for f in first)  # the saturated prompts were drawn and dropped
+    if rounds == 0:
+        assert final == first and done == [0.0, 0.0]
+    else:
+        assert final == [1.0, 1.0] and all(0 < d <= rounds for d, f in zip(done, first) if f < 1)

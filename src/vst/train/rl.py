@@ -79,6 +79,11 @@ class VSTGRPOConfig(GRPOConfig):
     online_filtering: bool = field(default=True, metadata={"help": "Drop prompt groups by mean reward (VST)."})
     filter_low: float = field(default=0.01, metadata={"help": "Drop a group whose mean reward is <= this."})
     filter_high: float = field(default=0.99, metadata={"help": "Drop a group whose mean reward is >= this."})
+    resample_rounds: int = field(
+        default=8,
+        metadata={"help": "Online filtering: rounds of fresh prompts rolled out to refill dropped groups (VST "
+                          "max_try_make_batch); 0 lets the step's batch shrink, -1 refills until full (VST's -1)."},
+    )
     image_min_pixels: int = field(default=262144, metadata={"help": "Min pixels of one image (VST RL: 512^2)."})
     image_max_pixels: int = field(default=3211264, metadata={"help": "Max pixels of one image (VST RL)."})
     max_seq_len: int = field(default=8192, metadata={"help": "Prompt token budget (VST max_prompt_length)."})
@@ -162,6 +167,61 @@ def online_filter_mask(rewards: torch.Tensor, num_generations: int, low: float =
     return keep.repeat_interleave(num_generations)
 
 
+PROMPT_SIDE = ("prompt_ids", "prompt_mask")  # left-padded per-rollout tensors; the others are right-padded
+
+
+def _pad_width(tensor: torch.Tensor, width: int, left: bool, value: int | float) -> torch.Tensor:
+    missing = width - tensor.size(1)
+    if missing <= 0:
+        return tensor
+    fill = tensor.new_full((tensor.size(0), missing, *tensor.shape[2:]), value)
+    return torch.cat([fill, tensor] if left else [tensor, fill], dim=1)
+
+
+def refill_groups(output: dict, keep: torch.Tensor, extra: dict, extra_keep: torch.Tensor, group: int,
+                  pad_token_id: int) -> tuple[dict, torch.Tensor]:
+    """Put the kept prompt groups of a refill round (`extra`) into the dropped group slots of `output`, in order.
+
+    Both are one process's rollout batches from TRL's `_generate_and_score_completions` (rows in groups of `group`
+    consecutive rollouts). Per-rollout tensors are padded to a common width first: prompt ids/masks on the left,
+    completions and per-token values on the right (ids with `pad_token_id`, the rest with 0; the loss masks the
+    padding). `media_rows` lists are filled the same way. Returns (merged output, its keep mask); `output` is left
+    as is. `num_items_in_batch` is not recomputed here.
+    """
+    slots = [g for g in range(keep.numel() // group) if not keep[g * group]]
+    donors = [g for g in range(extra_keep.numel() // group) if extra_keep[g * group]]
+    pairs = list(zip(slots, donors))
+    if not pairs:
+        return output, keep
+    rows = keep.numel()
+    # rounds without media carry none; keys keep their order (TRL's split_tensor_dict sizes by the first value)
+    output = {**output, "media_rows": output.get("media_rows", [None] * rows)}
+    extra = {**extra, "media_rows": extra.get("media_rows", [None] * extra_keep.numel())}
+    merged = {}
+    for key, value in output.items():
+        other = extra.get(key)
+        if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.size(0) == rows:
+            if value.ndim >= 2 and other.size(1) != value.size(1):
+                width, left = max(value.size(1), other.size(1)), key in PROMPT_SIDE
+                fill = pad_token_id if key in ("prompt_ids", "completion_ids") else 0
+                value, other = _pad_width(value, width, left, fill), _pad_width(other, width, left, fill)
+            value = value.clone()
+        elif isinstance(value, list) and len(value) == rows:
+            value = list(value)
+        else:
+            merged[key] = value
+            continue
+        for slot, donor in pairs:
+            value[slot * group:(slot + 1) * group] = other[donor * group:(donor + 1) * group]
+        merged[key] = value
+    if not any(merged["media_rows"]):
+        del merged["media_rows"]
+    keep = keep.clone()
+    for slot, _ in pairs:
+        keep[slot * group:(slot + 1) * group] = True
+    return merged, keep
+
+
 # -- trainer ---------------------------------------------------------------------------------------------------------
 def _concat_media(rows: Sequence[dict | None]) -> dict[str, torch.Tensor]:
     """Media tensors of several prompt rows concatenated in row order (rows without media contribute nothing)."""
@@ -190,7 +250,8 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
        from vLLM with each row's images and videos (`_vllm_rollouts`); TRL 1.16's own vLLM path passes images only.
     2. VST's online filtering (DAPO dynamic sampling): prompt groups whose mean reward is <= `filter_low` or >=
        `filter_high` are dropped from the loss (advantages and completion masks zeroed, token count recomputed).
-       VST regenerates until the batch is full (`max_try_make_batch: -1`); here the step's batch shrinks instead.
+       As VST regenerates (`max_try_make_batch`), up to `resample_rounds` rounds of fresh prompts refill the dropped
+       group slots (`refill_groups`); what is still dropped after them shrinks the step's batch.
     3. Resume loads the checkpoint's weights (`sft.CheckpointResumeMixin`, transformers 5.24 misses every key).
 
     Relies on private TRL methods (`_tokenize_prompts`, `_generate_and_score_completions`, `_compute_loss`,
@@ -306,6 +367,26 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
         return rewards_per_func
 
     def _generate_and_score_completions(self, inputs):
+        output = self._rollout_round(inputs)
+        if not (self.model.training and self.args.online_filtering and self._last_rewards is not None):
+            return output
+        keep, first_kept = self._group_keep(len(inputs))
+        rounds, limit = 0, self.args.resample_rounds
+        while (limit < 0 or rounds < limit) and not self._everywhere(bool(keep.all())):
+            rounds += 1
+            extra = self._rollout_round(self._fresh_prompts(len(inputs), rounds))
+            extra_keep, _ = self._group_keep(len(inputs))
+            output, keep = refill_groups(output, keep, extra, extra_keep, self.num_generations,
+                                         self.processing_class.tokenizer.pad_token_id)
+        self._drop_groups(output, keep)
+        metrics = self._metrics["train"]
+        metrics["online_filter/kept_fraction"].append(first_kept)
+        metrics["online_filter/resample_rounds"].append(float(rounds))
+        metrics["online_filter/final_kept_fraction"].append(self.accelerator.gather(keep.float()).mean().item())
+        return output
+
+    def _rollout_round(self, inputs) -> dict:
+        """TRL's generation and scoring of `inputs`, plus each row's media (`media_rows`, None for text rows)."""
         self._scoring_media = None
         try:
             output = super()._generate_and_score_completions(inputs)
@@ -314,23 +395,40 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
             self._scoring_media = None
         if media_rows is not None and any(media_rows):
             output["media_rows"] = media_rows
-        if self.model.training and self.args.online_filtering and self._last_rewards is not None:
-            self._filter_groups(output)
         return output
 
-    def _filter_groups(self, output: dict) -> None:
+    def _group_keep(self, rows: int) -> tuple[torch.Tensor, float]:
+        """(keep mask of this process's `rows` rollouts, kept fraction over all processes) of the last round."""
         rewards = (self._last_rewards * self.reward_weights.to(self._last_rewards.device)).nansum(dim=1)
         keep_all = online_filter_mask(rewards, self.num_generations, self.args.filter_low, self.args.filter_high)
-        rows = output["completion_ids"].size(0)
         start = self.accelerator.process_index * rows
-        keep = keep_all[start:start + rows].to(output["completion_mask"].device)
+        return keep_all[start:start + rows].to(self.accelerator.device), keep_all.float().mean().item()
+
+    def _everywhere(self, flag: bool) -> bool:
+        """`flag` on every process (a collective: all processes run the same number of refill rounds)."""
+        return bool(self.accelerator.gather(torch.tensor([flag], device=self.accelerator.device)).all())
+
+    def _fresh_prompts(self, rows: int, round_: int) -> list[dict]:
+        """`rows` dataset rows for a refill round: `rows / num_generations` prompts drawn at random, each repeated
+        `num_generations` times. Seeded by (seed, process, step, round), so a resumed run draws what the
+        uninterrupted one drew. Drawn apart from the epoch's sampler: refill prompts do not advance the epoch."""
+        if rows % self.num_generations:
+            raise ValueError(f"resample_rounds: each process's generation batch ({rows} rollouts) must hold whole "
+                             f"groups of num_generations={self.num_generations}; or set resample_rounds=0")
+        seed = (self.args.seed * 1_000_003 + self.accelerator.process_index * 10_007 + self.state.global_step) * 97
+        generator = torch.Generator().manual_seed(seed + round_)
+        indices = torch.randint(len(self.train_dataset), (rows // self.num_generations,), generator=generator)
+        return [self.train_dataset[int(i)] for i in indices for _ in range(self.num_generations)]
+
+    def _drop_groups(self, output: dict, keep: torch.Tensor) -> None:
+        """Zero the advantages and completion masks of the rollouts `keep` leaves out; recount the loss tokens."""
+        keep = keep.to(output["completion_mask"].device)
         output["advantages"] = output["advantages"] * keep.to(output["advantages"].dtype)
         output["completion_mask"] = output["completion_mask"] * keep.unsqueeze(1).to(output["completion_mask"].dtype)
         loss_mask = output["completion_mask"]
         if "tool_mask" in output:
             loss_mask = loss_mask * output["tool_mask"]
         output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-        self._metrics["train"]["online_filter/kept_fraction"].append(keep_all.float().mean().item())
 
     # scoring: media re-fed to every log-prob forward ------------------------------------------------------------
     def _compute_loss(self, model, inputs):
