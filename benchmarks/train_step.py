@@ -9,6 +9,8 @@ the settings of configs/train/tiny-cpu-sft.yaml (batch 4, 112^2 image budget) an
              from the time between consecutive `on_step_end` callbacks (median, first steps dropped)
   bare       forward + backward + AdamW step of a fresh copy of the model on exactly the batches `full` collated
   packed     `full` with `padding_free=true`: each batch trained as one packed row (sdpa block mask on CPU)
+  grouped    `full` with `train_sampling_strategy=group_by_length` (lengths from media headers): samples/s, and the
+             padding efficiency of the batches the trainer really collated (beside `full`'s random batches)
   collate    SampleCollator time per batch (inside `full`)
   padding    real tokens / token slots over the shard's batches of 4: shard order, shuffled (the trainer's random
              sampler; mean of 20 shuffles) and sorted by length (what `group_by_length` approximates)
@@ -64,6 +66,11 @@ class Timed:
         self.seconds.append(time.perf_counter() - start)
         self.batches.append(batch)
         return batch
+
+
+def batch_efficiency(batches: list[dict]) -> float:
+    """Real tokens / token slots over collated batches."""
+    return sum(int(b["attention_mask"].sum()) for b in batches) / sum(b["attention_mask"].numel() for b in batches)
 
 
 def step_seconds(ends: list[float]) -> float:
@@ -139,6 +146,8 @@ def main() -> None:
         full_seconds, timed = train_full(config)
         bare_seconds = train_bare(model_folder, timed.batches[:args.steps], config.learning_rate)
         packed_seconds, _ = train_full(dataclasses.replace(config, padding_free=True, output_dir=str(folder / "packed")))
+        grouped_seconds, grouped = train_full(dataclasses.replace(
+            config, train_sampling_strategy="group_by_length", output_dir=str(folder / "grouped")))
 
         samples = list(read_samples(shard))
         unlimited = dataclasses.replace(config.budgets(), max_seq_len=10**9)
@@ -155,6 +164,10 @@ def main() -> None:
         "full_samples_per_s": round(BATCH / full_seconds, 2), "bare_samples_per_s": round(BATCH / bare_seconds, 2),
         "overhead_ratio": round(full_seconds / bare_seconds, 3),
         "packed_samples_per_s": round(BATCH / packed_seconds, 2), "packed_speedup": round(full_seconds / packed_seconds, 3),
+        "grouped_samples_per_s": round(BATCH / grouped_seconds, 2),
+        "grouped_speedup": round(full_seconds / grouped_seconds, 3),
+        "padding_trainer_random": round(batch_efficiency(timed.batches), 3),
+        "padding_trainer_grouped": round(batch_efficiency(grouped.batches), 3),
         "collate_ms_per_batch": round(1000 * statistics.median(timed.seconds), 1),
         "tokens_per_sample": {"median": int(np.median(all_lengths)), "max": max(all_lengths)},
         "over_max_seq_len": len(all_lengths) - len(lengths),
@@ -169,6 +182,10 @@ def main() -> None:
         ("overhead: full step time / bare step time", f"{results['overhead_ratio']:.2f}x"),
         ("padding-free (packed rows), same trainer", f"{results['packed_samples_per_s']:.2f} samples/s"),
         ("speed-up: padded step time / packed step time", f"{results['packed_speedup']:.2f}x"),
+        ("group_by_length (header token counts), same trainer", f"{results['grouped_samples_per_s']:.2f} samples/s"),
+        ("speed-up: random-batch step time / grouped step time", f"{results['grouped_speedup']:.2f}x"),
+        ("padding efficiency of the trainer's batches: random", f"{results['padding_trainer_random']:.3f}"),
+        ("padding efficiency of the trainer's batches: grouped", f"{results['padding_trainer_grouped']:.3f}"),
         ("SampleCollator per batch (median)", f"{results['collate_ms_per_batch']:.1f} ms"),
         ("tokens per sample (median / max)", f"{results['tokens_per_sample']['median']} / {max(all_lengths)}"),
         (f"samples over max_seq_len {config.max_seq_len} (skipped)", f"{results['over_max_seq_len']}"),

@@ -1,8 +1,11 @@
 """Samples/messages -> tensors: messages, budgets, label masking, padding sides, token counts, a learning check."""
 
+import io
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from vst.data.sample import Media, Sample, Turn
 from vst.models.processing import (
@@ -155,3 +158,33 @@ def test_loss_goes_down_on_one_batch(tiny_folder, training_batch):
         optimizer.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_estimated_tokens_equal_the_encoded_length_without_decoding_pixels(tiny_model):
+    """Single images, image sets and videos (mp4 bytes and frame lists): the header-only estimate is exact."""
+    from tests.train.test_rl import video_samples
+    from vst.data.context import encode_mp4
+    from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Media, Sample, Turn
+    from vst.models.processing import Budgets, encode_for_training, estimate_tokens
+
+    _, processor = tiny_model
+    rng = np.random.default_rng(4)
+
+    def jpeg(h, w):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buffer, format="JPEG")
+        return buffer.getvalue()
+
+    single = Sample(id="one", conversations=[Turn("human", f"{IMAGE_PLACEHOLDER}\nWhich is closer?"),
+                                             Turn("gpt", "A. the chair")], images=[Media(jpeg(480, 640))])
+    pair = Sample(id="two", conversations=[Turn("human", f"{IMAGE_PLACEHOLDER}{IMAGE_PLACEHOLDER}\nSame object?"),
+                                           Turn("gpt", "yes")], images=[Media(jpeg(300, 500)), Media(jpeg(720, 960))])
+    frames = [rng.integers(0, 255, (90, 160, 3), dtype=np.uint8) for _ in range(13)]
+    long_video = Sample(id="video", conversations=[Turn("human", f"{VIDEO_PLACEHOLDER}\nHow far did it move?"),
+                                                   Turn("gpt", "2.5")],
+                        images=[Media(encode_mp4(frames, fps=4.0))], type="video", modality="video")
+    for budgets in (Budgets(image_min_pixels=3136, image_max_pixels=50176, video_min_pixels=3136, total_pixels=200704),
+                    Budgets()):
+        for sample in [single, pair, long_video, *video_samples(1)]:
+            encoded = int(encode_for_training([sample], processor, budgets)["attention_mask"].sum())
+            assert estimate_tokens(sample, processor, budgets) == encoded, (sample.id, budgets)

@@ -275,3 +275,23 @@ def test_load_best_model_restores_the_best_checkpoints_weights(shard, tmp_path, 
     trainer._load_best_model()
     current = dict(trainer.model.named_parameters())
     assert current.keys() == saved.keys() and all(torch.equal(current[n], saved[n]) for n in saved)
+
+
+def test_group_by_length_reads_header_token_counts_and_cuts_padding(shard, tmp_path, tiny_cache):
+    # 8 copies of the shard: transformers sorts mega-batches of up to 50 batches, at least 4 mega-batches per epoch
+    config = load_config(TINY_CONFIG, [f"shards=[{','.join([shard] * 8)}]", f"output_dir={tmp_path / 'run'}",
+                                       "train_sampling_strategy=group_by_length"])
+    trainer = build_trainer(config)
+    dataset = trainer.train_dataset
+    exact = [int(trainer.data_collator([row])["attention_mask"].sum()) for row in dataset]
+    assert dataset["length"] == exact and len(set(exact)) > 2
+
+    def efficiency(order):
+        batches = [[exact[i] for i in order[start:start + 4]] for start in range(0, len(order), 4)]
+        return sum(map(sum, batches)) / sum(max(batch) * len(batch) for batch in batches)
+
+    sampler = trainer._get_train_sampler()
+    assert type(sampler).__name__ == "LengthGroupedSampler"
+    torch.manual_seed(0)
+    shuffled = [efficiency(torch.randperm(len(exact)).tolist()) for _ in range(20)]
+    assert efficiency(list(sampler)) > max(shuffled)

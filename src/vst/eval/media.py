@@ -196,16 +196,23 @@ def _video_stream(container: av.container.InputContainer, video: Any) -> av.vide
     return container.streams.video[0]
 
 
-def read_video_info(video: Any) -> tuple[int, float]:
-    """(frame count, frames per second) of a video path or bytes; counts packets when the container has no count."""
+def read_video_header(video: Any) -> tuple[int, float, int, int]:
+    """(frame count, frames per second, width, height) of a video path or bytes, with no frame decoded; counts
+    packets when the container has no frame count."""
     try:
         with _open_video(video) as container:
             stream = _video_stream(container, video)
             rate = stream.average_rate or stream.guessed_rate
             total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+            width, height = stream.codec_context.width, stream.codec_context.height
     except av.error.FFmpegError as error:
         raise ValueError(f"{_video_name(video)}: cannot read video ({error})") from None
-    return int(total), float(rate) if rate else 0.0
+    return int(total), float(rate) if rate else 0.0, int(width), int(height)
+
+
+def read_video_info(video: Any) -> tuple[int, float]:
+    """(frame count, frames per second) of a video path or bytes; counts packets when the container has no count."""
+    return read_video_header(video)[:2]
 
 
 def read_frames(video: Any, indices: Sequence[int]) -> list[Image.Image]:

@@ -15,6 +15,7 @@ Follows VST's `vst/preprocess.py:convert_llava2qwen` (Yangr116/VST) and spec pap
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -23,7 +24,8 @@ import numpy as np
 from PIL import Image
 
 from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Sample
-from vst.eval.media import frame_indices, open_image, read_frames, read_video_info, smart_resize
+from vst.eval.media import (frame_indices, open_image, read_frames, read_video_header, read_video_info,
+                            smart_resize)
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 THINKING_SYSTEM_PROMPT = (
@@ -160,6 +162,23 @@ def _media_source(item: dict, kind: str) -> Any:
     return source
 
 
+def sampled_frames(total: int, fps: float, budgets: Budgets) -> np.ndarray:
+    """Indices of the frames `load_video` keeps from a `total`-frame video at `fps`: sampled at `budgets.video_fps`,
+    or `max_frames` spread evenly when that is more (or the rate is unknown)."""
+    indices = frame_indices(total, fps=budgets.video_fps, video_fps=fps) if fps > 0 else None
+    if indices is None or indices.size > budgets.max_frames:
+        count = max(FRAME_FACTOR, budgets.max_frames // FRAME_FACTOR * FRAME_FACTOR)
+        indices = np.round(np.linspace(0, total - 1, count)).astype(int)
+    return indices
+
+
+def video_frame_size(height: int, width: int, frames: int, budgets: Budgets, factor: int = 28) -> tuple[int, int]:
+    """(height, width) every frame of a `frames`-frame video is resized to (class docstring of `Budgets`)."""
+    max_pixels = max(min(VIDEO_MAX_FRAME_PIXELS, budgets.pixel_budget / frames * FRAME_FACTOR),
+                     int(budgets.video_min_pixels * 1.05))
+    return smart_resize(height, width, factor=factor, min_pixels=budgets.video_min_pixels, max_pixels=max_pixels)
+
+
 def load_video(video: Any, budgets: Budgets, factor: int = 28) -> tuple[list[Image.Image], dict]:
     """(frames, metadata) of a video sampled and resized by `budgets` (class docstring).
 
@@ -174,15 +193,9 @@ def load_video(video: Any, budgets: Budgets, factor: int = 28) -> tuple[list[Ima
         total, fps, indices = len(frames), budgets.video_fps, np.arange(len(frames))
     else:
         total, fps = read_video_info(video)
-        indices = frame_indices(total, fps=budgets.video_fps, video_fps=fps) if fps > 0 else None
-        if indices is None or indices.size > budgets.max_frames:
-            count = max(FRAME_FACTOR, budgets.max_frames // FRAME_FACTOR * FRAME_FACTOR)
-            indices = np.round(np.linspace(0, total - 1, count)).astype(int)
+        indices = sampled_frames(total, fps, budgets)
         frames = read_frames(video, indices)
-    max_pixels = max(min(VIDEO_MAX_FRAME_PIXELS, budgets.pixel_budget / len(frames) * FRAME_FACTOR),
-                     int(budgets.video_min_pixels * 1.05))
-    height, width = smart_resize(frames[0].height, frames[0].width, factor=factor,
-                                 min_pixels=budgets.video_min_pixels, max_pixels=max_pixels)
+    height, width = video_frame_size(frames[0].height, frames[0].width, len(frames), budgets, factor)
     frames = [f if f.size == (width, height) else f.resize((width, height), Image.Resampling.BICUBIC) for f in frames]
     metadata = {"total_num_frames": total, "fps": fps or budgets.video_fps, "frames_indices": indices.tolist()}
     return frames, metadata
@@ -252,6 +265,39 @@ def _encode(conversations: list[list[dict]], processor, budgets: Budgets, *, gen
         })
     padding_side = "left" if generation else "right"
     return processor(text=texts, padding=True, padding_side=padding_side, return_tensors="pt", **kwargs)
+
+
+def estimate_tokens(sample: Sample, processor, budgets: Budgets = Budgets()) -> int:
+    """The token count `encode_for_training` gives `sample`, from image and video headers and the tokenizer, with no
+    pixel decoded (about 100x cheaper): the chat text with one placeholder per medium, plus each medium's visual tokens
+    at the size `load_image` / `load_video` would pick. For length-grouped sampling (`group_by_length`)."""
+    factor = media_factor(processor)
+    messages = sample_to_messages(sample)
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    tokens = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+    items = _media_items(messages)
+    max_pixels = budgets.image_max_pixels_for(sum(_is_image(item) for item in items))
+    for item in items:
+        if _is_image(item):
+            source = _media_source(item, "image")
+            if isinstance(source, (bytes, bytearray)):
+                source = io.BytesIO(source)
+            image = source if isinstance(source, Image.Image) else Image.open(source)  # reads the header only
+            height, width = smart_resize(image.height, image.width, factor=factor,
+                                         min_pixels=budgets.image_min_pixels, max_pixels=max_pixels)
+            grids = 1
+        else:
+            source = _media_source(item, "video")
+            if isinstance(source, (list, tuple)):
+                first = open_image(source[0]) if not isinstance(source[0], np.ndarray) else Image.fromarray(source[0])
+                count, height, width = len(source), first.height, first.width
+            else:
+                total, fps, width, height = read_video_header(source)
+                count = sampled_frames(total, fps, budgets).size
+            height, width = video_frame_size(height, width, count, budgets, factor)
+            grids = -(-count // FRAME_FACTOR)  # two frames share one grid of tokens
+        tokens += grids * height * width // (factor * factor) - 1  # the text already counts one placeholder
+    return tokens
 
 
 class SequenceTooLong(ValueError):

@@ -409,18 +409,29 @@ def build_trainer(config: VSTSFTConfig) -> VSTSFTTrainer:
     model = AutoModelForImageTextToText.from_pretrained(source, **(config.model_init_kwargs or {}))
     apply_freezing(model, config)
     return VSTSFTTrainer(
-        model=model, args=config, train_dataset=training_rows(config), processing_class=processor,
+        model=model, args=config, train_dataset=training_rows(config, processor), processing_class=processor,
         data_collator=SampleCollator(processor, config.budgets()),
     )
 
 
-def training_rows(config: VSTSFTConfig):
+def training_rows(config: VSTSFTConfig, processor=None):
     """The dataset `config` trains on: its shards in memory, or streamed (`streaming`) through a seeded shuffle
-    buffer. A streamed dataset is not dispatched from rank 0: accelerate's dispatcher slices every tensor of a batch
-    by row, which would cut `pixel_values` (patches, not rows) wrongly; each rank reads its own files (or every n-th
-    batch when there are fewer files than ranks) instead."""
+    buffer.
+
+    With `train_sampling_strategy: group_by_length` the in-memory rows get the `length` column transformers' length-
+    grouped sampler reads: each row's token count from media headers (`processing.estimate_tokens`; it needs
+    `processor`). A streamed dataset is not dispatched from rank 0: accelerate's dispatcher slices every tensor of a
+    batch by row, which would cut `pixel_values` (patches, not rows) wrongly; each rank reads its own files (or every
+    n-th batch when there are fewer files than ranks) instead."""
     dataset = load_shards(config.shards, streaming=config.streaming)
     if not config.streaming:
+        grouped = config.train_sampling_strategy == "group_by_length"
+        if grouped and config.length_column_name not in dataset.column_names:
+            from vst.models.processing import estimate_tokens
+
+            budgets = config.budgets()
+            lengths = [estimate_tokens(Sample.from_row(row), processor, budgets) for row in dataset]
+            dataset = dataset.add_column(config.length_column_name, lengths)
         return dataset
     if config.max_steps <= 0:
         raise ValueError("streaming: set max_steps; a streamed dataset has no length to derive epochs from")
