@@ -188,3 +188,12 @@ def test_estimated_tokens_equal_the_encoded_length_without_decoding_pixels(tiny_
         for sample in [single, pair, long_video, *video_samples(1)]:
             encoded = int(encode_for_training([sample], processor, budgets)["attention_mask"].sum())
             assert estimate_tokens(sample, processor, budgets) == encoded, (sample.id, budgets)
+
+
+def test_collapse_placeholders_keeps_one_token_per_medium():
+    from vst.models.processing import collapse_placeholders
+
+    # <vs> pad pad pad <ve> <vs> pad pad <ve> text pad-of-video x2
+    ids = [1, 7, 7, 7, 2, 1, 7, 7, 2, 5, 5, 8, 8]
+    assert collapse_placeholders(ids, [7, 8]) == [1, 7, 2, 1, 7, 2, 5, 5, 8]
+    assert collapse_placeholders([], [7]) == [] and collapse_placeholders([7], [7]) == [7]

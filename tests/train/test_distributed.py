@@ -60,11 +60,15 @@ def test_two_process_ddp_trains_saves_and_tears_down(shard, tiny_folder, tmp_pat
 
 def test_two_process_ddp_streams_one_file_per_rank(shard, tiny_folder, tmp_path):
     """Streamed shards are not dispatched from rank 0 (that would slice pixel_values by row): each rank reads its own
-    file and the run trains, saves and exits cleanly."""
-    copy = tmp_path / "second.parquet"
-    copy.write_bytes(shard.read_bytes())
+    file. The files differ in size (16 rows and 4) and steps accumulate 2 batches: the stream repeats, so the rank
+    with the short file keeps up instead of leaving the other waiting in a collective."""
+    from vst.data.shards import read_samples, write_samples
+
+    short = tmp_path / "short.parquet"
+    write_samples(short, list(read_samples(shard))[:4])
     out = tmp_path / "run"
-    launch_sft(tiny_folder, f"shards=[{shard},{copy}]", "streaming=true", f"output_dir={out}")
+    launch_sft(tiny_folder, f"shards=[{shard},{short}]", "streaming=true", "gradient_accumulation_steps=2",
+               f"output_dir={out}")
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 3 and all(math.isfinite(e["loss"]) for e in state["log_history"] if "loss" in e)
     assert (out / "model.safetensors").is_file()

@@ -231,7 +231,7 @@ def test_vllm_rollouts_carry_images_and_video_and_get_each_steps_weights(shard, 
     from transformers import AutoProcessor
 
     from vst.data.shards import read_samples
-    from vst.models.processing import Budgets, encode_for_generation, load_image, load_video
+    from vst.models.processing import collapse_placeholders, encode_for_generation, load_image, load_video
     from vst.train.rl import clean_messages
 
     processor = AutoProcessor.from_pretrained(str(tiny_folder))
@@ -253,14 +253,18 @@ def test_vllm_rollouts_carry_images_and_video_and_get_each_steps_weights(shard, 
     # one generation round per step; 8 rollouts = 4 prompts x 2, each carrying its own media
     assert len(llm.requests) == 2 and all(len(batch) == 8 for batch in llm.requests)
     budgets = config.budgets()
+    pads = [processor.tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")]
     by_ids = {}
     for prompt in dataset["prompt"]:
         messages = clean_messages(prompt)
-        ids = tuple(encode_for_generation([messages], processor, budgets)["input_ids"][0].tolist())
-        by_ids.setdefault(ids, []).append(messages)  # the two videos share their question, hence their ids
+        ids = encode_for_generation([messages], processor, budgets)["input_ids"][0].tolist()
+        by_ids.setdefault(tuple(collapse_placeholders(ids, pads)), []).append(messages)  # the 2 videos share ids
     kinds = set()
     for request in (r for batch in llm.requests for r in batch):
-        candidates = by_ids[tuple(request["prompt_token_ids"])]  # the ids our processor builds, pads expanded
+        ids = request["prompt_token_ids"]  # our processor's ids, one placeholder per medium: vLLM expands them
+        candidates = by_ids[tuple(ids)]
+        assert sum(ids.count(pad) for pad in pads) == len(request["multi_modal_data"].get("image", [])) + len(
+            request["multi_modal_data"].get("video", []))
         media = [[i for m in messages for i in m["content"] if i.get("type") in ("image", "video")]
                  for messages in candidates]
         items = media[0]

@@ -2,6 +2,7 @@
 resuming from a checkpoint equals not stopping, released VST rows train as they are."""
 
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -246,6 +247,9 @@ def test_streamed_shards_give_the_in_memory_rows_and_losses(shard, tmp_path, tin
     streamed = load_shards([shard, shard], streaming=True)
     assert isinstance(streamed, datasets.IterableDataset) and streamed.n_shards == 2  # ranks/workers split files
     assert list(streamed) == load_shards([shard, shard]).to_list()
+    endless = load_shards(shard, streaming=True, repeat=True)  # what training streams: max_steps ends it
+    one_pass = load_shards(shard).to_list()
+    assert list(itertools.islice(endless, 2 * len(one_pass) + 1)) == one_pass * 2 + one_pass[:1]
 
     # shard order on both sides (no shuffle buffer; sequential sampler): the same batches, hence the same losses
     streaming = train_sft(tiny_config(shard, tmp_path / "streamed", "streaming=true", "shuffle_buffer=0",

@@ -248,6 +248,15 @@ def vllm_media(messages: list[dict], budgets: Budgets, factor: int = 28) -> dict
     return {"multi_modal_data": data, "mm_processor_kwargs": kwargs}
 
 
+def collapse_placeholders(ids: Sequence[int], placeholder_ids: Sequence[int]) -> list[int]:
+    """`ids` with every run of one placeholder token (`<|image_pad|>`, `<|video_pad|>`) cut to a single token: the
+    prompt form vLLM expects next to `multi_modal_data`, which it expands itself (expanded ids would be expanded a
+    second time: huggingface/trl#6294)."""
+    placeholders = set(placeholder_ids)
+    return [token for index, token in enumerate(ids)
+            if not (token in placeholders and index > 0 and ids[index - 1] == token)]
+
+
 def _encode(conversations: list[list[dict]], processor, budgets: Budgets, *, generation: bool):
     factor = media_factor(processor)
     texts, images, videos, metadata = [], [], [], []

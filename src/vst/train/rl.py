@@ -25,8 +25,8 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.extras.profiling import profiling_context
 
 from vst.data.sample import Sample
-from vst.models.processing import (THINKING_SYSTEM_PROMPT, Budgets, encode_for_generation, media_factor,
-                                   prompt_messages, vllm_media)
+from vst.models.processing import (THINKING_SYSTEM_PROMPT, Budgets, collapse_placeholders, encode_for_generation,
+                                   media_factor, prompt_messages, vllm_media)
 from vst.train import rewards as vst_rewards
 from vst.train.curves import RL_KEYS
 from vst.train.sft import CheckpointResumeMixin, VitLrMixin, VSTSFTConfig, load_shards, save_run
@@ -266,6 +266,15 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
                              f"{config.vllm_mode!r}, vllm_tensor_parallel_size={config.vllm_tensor_parallel_size}): "
                              "TRL 1.16's server mode and TP gathers carry images only and would drop videos")
         super().__init__(*args, **kwargs)
+        extra_sampling = self.args.generation_kwargs if isinstance(self.args.generation_kwargs, dict) else {}
+        if self.use_vllm and (self.tools or self.args.vllm_structured_outputs_regex
+                              or extra_sampling.get("structured_outputs")):
+            raise ValueError("use_vllm: vst's vLLM rollouts support neither tools nor structured outputs")
+        rows = self.args.per_device_train_batch_size * self.args.steps_per_generation
+        if self.args.online_filtering and self.args.resample_rounds and rows % self.num_generations:
+            raise ValueError(f"resample_rounds: each process's generation batch (per_device_train_batch_size x "
+                             f"steps_per_generation = {rows} rollouts) must hold whole groups of num_generations="
+                             f"{self.num_generations}; change them or set resample_rounds=0")
         self.budgets = budgets or self.args.budgets()
         self._vllm_requests: list[dict] | None = None  # per-row vLLM prompts of the batch being generated
         self._scoring_media: list | None = None  # per-row media of the batch being scored
@@ -292,12 +301,13 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
                 if "second_per_grid_ts" in media:
                     media["second_per_grid_ts"] = torch.as_tensor(media["second_per_grid_ts"], dtype=torch.float32)
                 encoded, previous = (batch["input_ids"][0].tolist(), media or None), messages
-                if self.use_vllm:  # the same resized media, for the rollout engine
-                    request = {"prompt_token_ids": encoded[0],
+                if self.use_vllm:  # the same resized media, for the rollout engine, which expands placeholders
+                    placeholders = [t for t in (self._image_token_id, self._video_token_id) if t is not None]
+                    request = {"prompt_token_ids": collapse_placeholders(encoded[0], placeholders),
                                **vllm_media(messages, self.budgets, media_factor(self.processing_class))}
             rows.append(encoded)
             if self.use_vllm:
-                requests.append(request)
+                requests.append((encoded[0], request))
         prompt_ids = [ids for ids, _ in rows]
         media_rows = [media for _, media in rows]
         self._scoring_media = media_rows
@@ -325,7 +335,8 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
     def _vllm_rollouts(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]], list[list[float]] | None]:
         """(completion ids, sampled-token log-probs) of one rollout per row from the colocated vLLM engine.
 
-        Each request carries the row's prompt ids (media placeholders already expanded by our processor) plus its
+        Each request carries the row's prompt ids with one placeholder token per medium (vLLM expands them;
+        `collapse_placeholders`) plus its
         `multi_modal_data` and `mm_processor_kwargs` (`processing.vllm_media`: images and videos resized exactly as
         for the log-prob forwards). Weights are pushed to the engine once per optimizer step with TRL's
         `sync_weights` (FSDP/ZeRO-3 gathers included); sampling settings are TRL's (`n` = 1: the sampler already
@@ -335,9 +346,9 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
         from vllm import SamplingParams
 
         generation = self.vllm_generation
-        requests = self._vllm_requests
-        if requests is None or [r["prompt_token_ids"] for r in requests] != [list(ids) for ids in prompt_ids]:
+        if self._vllm_requests is None or [ids for ids, _ in self._vllm_requests] != [list(i) for i in prompt_ids]:
             raise RuntimeError("vLLM requests out of step with the tokenized prompts")
+        requests = [request for _, request in self._vllm_requests]
         if self.state.global_step != self._last_loaded_step or generation._llm_weights_sleeping:
             with profiling_context(self, "sync_weights"):
                 generation.sync_weights()
@@ -412,9 +423,6 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
         """`rows` dataset rows for a refill round: `rows / num_generations` prompts drawn at random, each repeated
         `num_generations` times. Seeded by (seed, process, step, round), so a resumed run draws what the
         uninterrupted one drew. Drawn apart from the epoch's sampler: refill prompts do not advance the epoch."""
-        if rows % self.num_generations:
-            raise ValueError(f"resample_rounds: each process's generation batch ({rows} rollouts) must hold whole "
-                             f"groups of num_generations={self.num_generations}; or set resample_rounds=0")
         seed = (self.args.seed * 1_000_003 + self.accelerator.process_index * 10_007 + self.state.global_step) * 97
         generator = torch.Generator().manual_seed(seed + round_)
         indices = torch.randint(len(self.train_dataset), (rows // self.num_generations,), generator=generator)

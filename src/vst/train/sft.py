@@ -176,18 +176,25 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), config_c
         raise ValueError(f"{path or 'overrides'}: {error}") from error
 
 
-def _shard_rows(files: list[str]):
-    """Rows of the shards, normalised through `Sample` (released VST rows gain the vst columns), read lazily."""
-    for sample in read_samples(files):
-        yield sample.to_row()
+def _shard_rows(files: list[str], repeat: bool = False):
+    """Rows of the shards, normalised through `Sample` (released VST rows gain the vst columns), read lazily; with
+    `repeat`, pass after pass (a pass that yields nothing ends it)."""
+    while True:
+        rows = 0
+        for sample in read_samples(files):
+            rows += 1
+            yield sample.to_row()
+        if not repeat or rows == 0:
+            return
 
 
-def load_shards(paths: str | Path | Sequence[str | Path], streaming: bool = False):
+def load_shards(paths: str | Path | Sequence[str | Path], streaming: bool = False, repeat: bool = False):
     """A `datasets` dataset of the shards' rows (VST's parquet schema, images as bytes), in order; globs expand.
 
     Rows go through `Sample.from_row` / `to_row` once, so released VST rows are normalised and a bad row fails with
     its file and row. In memory by default (fine up to a few hundred thousand rows); `streaming=True` gives an
-    `IterableDataset` that reads one row group at a time, for stage-1 scale (VST: 1.8 M rows with images).
+    `IterableDataset` that reads one row group at a time, for stage-1 scale (VST: 1.8 M rows with images); `repeat`
+    makes it endless (training stops at `max_steps`).
     """
     import glob
 
@@ -204,7 +211,8 @@ def load_shards(paths: str | Path | Sequence[str | Path], streaming: bool = Fals
         raise FileNotFoundError(f"{missing[0]}: file not found")
     features = datasets.Features.from_arrow_schema(SCHEMA)
     if streaming:  # one generator shard per file, so ranks and dataloader workers split the files
-        return datasets.IterableDataset.from_generator(_shard_rows, features=features, gen_kwargs={"files": expanded})
+        return datasets.IterableDataset.from_generator(_shard_rows, features=features,
+                                                       gen_kwargs={"files": expanded, "repeat": repeat})
     rows = list(_shard_rows(expanded))
     if not rows:
         raise ValueError(f"{paths}: the shards hold no rows")
@@ -422,8 +430,9 @@ def training_rows(config: VSTSFTConfig, processor=None):
     grouped sampler reads: each row's token count from media headers (`processing.estimate_tokens`; it needs
     `processor`). A streamed dataset is not dispatched from rank 0: accelerate's dispatcher slices every tensor of a
     batch by row, which would cut `pixel_values` (patches, not rows) wrongly; each rank reads its own files (or every
-    n-th batch when there are fewer files than ranks) instead."""
-    dataset = load_shards(config.shards, streaming=config.streaming)
+    n-th batch when there are fewer files than ranks) instead. The stream repeats until `max_steps`, so a rank whose
+    files hold fewer rows never runs dry while the others wait for it in a collective."""
+    dataset = load_shards(config.shards, streaming=config.streaming, repeat=config.streaming)
     if not config.streaming:
         grouped = config.train_sampling_strategy == "group_by_length"
         if grouped and config.length_column_name not in dataset.column_names:
