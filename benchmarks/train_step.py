@@ -10,7 +10,8 @@ the settings of configs/train/tiny-cpu-sft.yaml (batch 4, 112^2 image budget) an
   bare       forward + backward + AdamW step of a fresh copy of the model on exactly the batches `full` collated
   packed     `full` with `padding_free=true`: each batch trained as one packed row (sdpa block mask on CPU)
   grouped    `full` with `train_sampling_strategy=group_by_length` (lengths from media headers): samples/s, and the
-             padding efficiency of the batches the trainer really collated (beside `full`'s random batches)
+             padding efficiency of the batches the trainer really collated (beside `full`'s random batches), and
+             `bare` replayed on those grouped batches (model compute only, the cleaner comparison on a noisy VM)
   collate    SampleCollator time per batch (inside `full`)
   padding    real tokens / token slots over the shard's batches of 4: shard order, shuffled (the trainer's random
              sampler; mean of 20 shuffles) and sorted by length (what `group_by_length` approximates)
@@ -148,6 +149,8 @@ def main() -> None:
         packed_seconds, _ = train_full(dataclasses.replace(config, padding_free=True, output_dir=str(folder / "packed")))
         grouped_seconds, grouped = train_full(dataclasses.replace(
             config, train_sampling_strategy="group_by_length", output_dir=str(folder / "grouped")))
+        bare_grouped_seconds = train_bare(model_folder, grouped.batches[:args.steps], config.learning_rate)
+        bare_again_seconds = train_bare(model_folder, timed.batches[:args.steps], config.learning_rate)
 
         samples = list(read_samples(shard))
         unlimited = dataclasses.replace(config.budgets(), max_seq_len=10**9)
@@ -166,6 +169,9 @@ def main() -> None:
         "packed_samples_per_s": round(BATCH / packed_seconds, 2), "packed_speedup": round(full_seconds / packed_seconds, 3),
         "grouped_samples_per_s": round(BATCH / grouped_seconds, 2),
         "grouped_speedup": round(full_seconds / grouped_seconds, 3),
+        "bare_grouped_samples_per_s": round(BATCH / bare_grouped_seconds, 2),
+        "bare_random_again_samples_per_s": round(BATCH / bare_again_seconds, 2),
+        "bare_grouped_speedup": round(bare_again_seconds / bare_grouped_seconds, 3),
         "padding_trainer_random": round(batch_efficiency(timed.batches), 3),
         "padding_trainer_grouped": round(batch_efficiency(grouped.batches), 3),
         "collate_ms_per_batch": round(1000 * statistics.median(timed.seconds), 1),
@@ -184,6 +190,9 @@ def main() -> None:
         ("speed-up: padded step time / packed step time", f"{results['packed_speedup']:.2f}x"),
         ("group_by_length (header token counts), same trainer", f"{results['grouped_samples_per_s']:.2f} samples/s"),
         ("speed-up: random-batch step time / grouped step time", f"{results['grouped_speedup']:.2f}x"),
+        ("bare on the grouped batches", f"{results['bare_grouped_samples_per_s']:.2f} samples/s"),
+        ("bare on the random batches, again (after it)", f"{results['bare_random_again_samples_per_s']:.2f} samples/s"),
+        ("speed-up of the model step: random / grouped", f"{results['bare_grouped_speedup']:.2f}x"),
         ("padding efficiency of the trainer's batches: random", f"{results['padding_trainer_random']:.3f}"),
         ("padding efficiency of the trainer's batches: grouped", f"{results['padding_trainer_grouped']:.3f}"),
         ("SampleCollator per batch (median)", f"{results['collate_ms_per_batch']:.1f} ms"),

@@ -348,7 +348,7 @@ class PaddingFreeMixin:
     """
 
     def __init__(self, *args, **kwargs):
-        config = kwargs.get("args")
+        config = kwargs.get("args", args[1] if len(args) > 1 else None)  # SFTTrainer(model, args, ...)
         self.padding_free_vl = bool(getattr(config, "padding_free", False))
         if self.padding_free_vl:
             config.padding_free = False  # keep TRL's own padding-free path (text-only, its collator) out of the way
