@@ -129,7 +129,8 @@ def main() -> None:
     from vst.data.shards import read_samples
     from vst.models.loading import TINY_MODELS
     from vst.models.tiny import save_tiny
-    from vst.train.sft import SampleCollator, load_config
+    from vst.train.collate import SampleCollator
+    from vst.train.sft import load_config
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)

@@ -16,7 +16,8 @@ from PIL import Image
 from vst.data.engine import EngineConfig, run
 from vst.data.recipes import Recipe
 from vst.scene.generate import generate_scenes
-from vst.train.sft import (SampleCollator, VSTSFTConfig, build_trainer, is_vision_tower, load_checkpoint_weights,
+from vst.train.collate import SampleCollator
+from vst.train.sft import (VSTSFTConfig, build_trainer, is_vision_tower, load_checkpoint_weights,
                            load_config, load_shards, train_sft)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
