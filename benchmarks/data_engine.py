@@ -2,11 +2,14 @@
 
     python benchmarks/data_engine.py                      # default recipe vst-p, 4 scenes, 1000 samples
     python benchmarks/data_engine.py --scenes 8 --n 2000 --recipe vst-p
+    python benchmarks/data_engine.py --workers 2                          # also the engine in 2 processes
 
 Measured in one process, in this order and on the same scenes:
   floor      rendering + encoding of the scenes' frames (what `vst scenes generate` spends), frames/s
   engine     scenes on disk -> parquet shard (`vst data generate`), samples/s
   end2end    (scene generation + engine) -> samples/s over both
+  workers    with --workers N > 1: the engine again on the same scenes in N processes, samples/s, the speed-up over
+             one process and whether the shard is byte-identical
 It also prints where engine time goes per skill (seconds), then one JSON line.
 """
 
@@ -52,6 +55,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=4)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--recipe", default="vst-p")
+    parser.add_argument("--workers", type=int, default=1, help="also time the engine in this many processes")
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
     with tempfile.TemporaryDirectory() as folder:
@@ -63,18 +67,30 @@ def main() -> None:
         start = time.perf_counter()
         manifest = run(EngineConfig(scenes=folder / "scenes", out=folder / "shards", recipe=recipe, n=args.n, seed=0))
         engine_seconds = time.perf_counter() - start
+        parallel = {}
+        if args.workers > 1:
+            start = time.perf_counter()
+            again = run(EngineConfig(scenes=folder / "scenes", out=folder / "parallel", recipe=recipe, n=args.n, seed=0),
+                        workers=args.workers)
+            seconds = time.perf_counter() - start
+            same = (folder / "parallel" / again["shard"]).read_bytes() == (folder / "shards" / manifest["shard"]).read_bytes()
+            parallel = {"workers": args.workers, "workers_samples_per_s": round(again["rows"] / seconds, 1),
+                        "workers_speedup": round(engine_seconds / seconds, 2), "workers_identical_bytes": same}
     samples = manifest["rows"]
     results = {
         "floor_frames_per_s": round(scenes.frames / scene_seconds, 1),
         "engine_samples_per_s": round(samples / engine_seconds, 1),
         "end_to_end_samples_per_s": round(samples / (scene_seconds + engine_seconds), 1),
         "samples": samples, "frames": scenes.frames, "scene_seconds": round(scene_seconds, 2), "engine_seconds": round(engine_seconds, 2),
-        "skill_seconds": {k: round(v, 3) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])},
+        "skill_seconds": {k: round(v, 3) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}, **parallel,
     }
     print(f"recipe {recipe.name}: {samples} samples from {args.scenes} scenes ({scenes.frames} frames)")
     print(f"  floor: render + encode         {results['floor_frames_per_s']:8.1f} frames/s  ({scene_seconds:.1f} s)")
     print(f"  engine: scenes -> shard        {results['engine_samples_per_s']:8.1f} samples/s ({engine_seconds:.1f} s)")
     print(f"  end to end                     {results['end_to_end_samples_per_s']:8.1f} samples/s")
+    if parallel:
+        print(f"  engine, {args.workers} processes            {parallel['workers_samples_per_s']:8.1f} samples/s "
+              f"({parallel['workers_speedup']:.2f}x; identical shard: {parallel['workers_identical_bytes']})")
     print(f"  skill generator time (s): {results['skill_seconds']}")
     print(f"  engine time outside skills (s): {engine_seconds - sum(spent.values()):.2f} (shard writing, scene loading)")
     print(json.dumps(results))

@@ -149,6 +149,7 @@ def data_generate(
     num_shards: Annotated[int, typer.Option("--num-shards", min=1, help="Scenes are split round-robin over shards.")] = 1,
     fov_unify: Annotated[bool, typer.Option("--fov-unify/--no-fov-unify", help="Rescale 3D-detection images to VST's virtual camera.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
 ) -> None:
     """Generate VST-P samples from scenes into a parquet shard (resumable; shards are independent)."""
     from vst.data.engine import EngineConfig, list_scenes, run
@@ -166,7 +167,7 @@ def data_generate(
                     progress.console.print(f"[yellow]skipped scene {name}: {skipped}[/]", highlight=False)
                 progress.advance(task)
 
-            manifest = run(config, on_scene)
+            manifest = run(config, on_scene, workers)
     console.print(f"{manifest['rows']} samples, {len(manifest['counts_per_skill'])} skills, {len(manifest['skipped_scenes'])} scenes skipped -> {out / manifest['shard']}")
     for key, error in manifest["skill_errors"].items():
         console.print(f"[yellow]skill error {key}: {error}[/]", highlight=False)

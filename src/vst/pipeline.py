@@ -200,7 +200,8 @@ class Pipeline:
         recipe = load_recipe(self._recipe_arg(self.config.vst_p.recipe))
         for scenes, out, n, seed in ((self.out / "scenes" / "train", self.out / "data" / "vst-p", self.config.vst_p.n, self.config.seed),
                                      (self.out / "scenes" / "heldout", self.out / "data" / "heldout", self.config.heldout.samples, self.config.seed + 1)):
-            run(EngineConfig(scenes=scenes, out=out, recipe=recipe, n=n, seed=seed, resume=True))
+            run(EngineConfig(scenes=scenes, out=out, recipe=recipe, n=n, seed=seed, resume=True),
+                workers=self.config.scenes.workers)
 
     def make_vst_r(self) -> None:
         from vst.data.reasoning import ReasonConfig, load_reason_recipe, run_reason

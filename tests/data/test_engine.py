@@ -62,6 +62,19 @@ def test_same_seed_same_bytes_and_resume_equals_uninterrupted(scenes, tmp_path):
     assert digest(shard_b) == digest(shard_a) and resumed["rows"] == first["rows"]
 
 
+def test_worker_processes_write_the_same_bytes(scenes, tmp_path):
+    mixed = Recipe("mixed", {"si_depth_comparison": 1.0, "mi_camera_motion": 1.0, "si_3d_detection": 1.0})
+    seen = {1: [], 2: []}
+    shards = {}
+    for workers in (1, 2):
+        manifest = run(config(scenes, tmp_path / str(workers), recipe=mixed, n=30),
+                       lambda name, rows, skipped, w=workers: seen[w].append((name, rows)), workers=workers)
+        shards[workers] = tmp_path / str(workers) / manifest["shard"]
+        assert manifest["rows"] > 0 and len(manifest["counts_per_skill"]) == 3
+    assert digest(shards[1]) == digest(shards[2])
+    assert seen[1] == seen[2] and len(seen[1]) == 3  # every scene reported, in scene order
+
+
 def test_existing_shard_needs_resume(scenes, tmp_path):
     run(config(scenes, tmp_path))
     with pytest.raises(ValueError, match="pass --resume"):

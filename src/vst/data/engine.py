@@ -93,8 +93,12 @@ def estimate_tokens(sample: Sample, video_frame_size: tuple[int, int] = (448, 44
     return text + visual
 
 
-def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] | None = None) -> dict:
-    """Generate this shard; returns its manifest (also written next to the shard)."""
+def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] | None = None, workers: int = 1) -> dict:
+    """Generate this shard; returns its manifest (also written next to the shard).
+
+    Scenes are independent: with `workers` > 1 they run in that many processes, and the shard is byte-identical to
+    a one-process run (each scene's samples depend only on the seed and the scene's index; parts join in scene order).
+    """
     unknown = [s for s in config.recipe.weights if s not in SKILLS]
     if unknown:
         raise ValueError(f"recipe {config.recipe.name}: skills.{unknown[0]}: unknown skill; known skills: {', '.join(sorted(SKILLS))}")
@@ -109,25 +113,54 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
 
     totals = config.recipe.quotas(config.n)
     mine = [(j, folder) for j, folder in enumerate(folders) if j % config.num_shards == config.shard_index]
-    part_paths, skipped, skill_errors = [], {}, {}
+    records, todo = {}, []
     for scene_index, folder in mine:
-        part, record_path = parts / f"{folder.name}.parquet", parts / f"{folder.name}.json"
+        record_path = parts / f"{folder.name}.json"
         if record_path.is_file():  # finished before an interruption: keep it
-            record = json.loads(record_path.read_text())
+            records[folder.name] = json.loads(record_path.read_text())
+            if on_scene:
+                on_scene(folder.name, records[folder.name].get("rows", 0), records[folder.name].get("skipped"))
         else:
-            record = _generate_part(config, folder, scene_index, len(folders), totals, part)
-            write_json(record_path, record)
+            todo.append((config, folder, scene_index, len(folders), totals, parts / f"{folder.name}.parquet"))
+    for folder_name, record in _map_scenes(_part_job, todo, workers):
+        write_json(parts / f"{folder_name}.json", record)
+        records[folder_name] = record
+        if on_scene:
+            on_scene(folder_name, record.get("rows", 0), record.get("skipped"))
+
+    part_paths, skipped, skill_errors = [], {}, {}
+    for _, folder in mine:
+        record = records[folder.name]
         if record.get("skipped"):
             skipped[folder.name] = record["skipped"]
         else:
-            part_paths.append(part)
+            part_paths.append(parts / f"{folder.name}.parquet")
         skill_errors.update({f"{folder.name}/{k}": v for k, v in record.get("skill_errors", {}).items()})
-        if on_scene:
-            on_scene(folder.name, record.get("rows", 0), record.get("skipped"))
     rows = concatenate(part_paths, shard_path)
     manifest = _manifest(config, fingerprint, shard_path, part_paths, totals, skipped, skill_errors, rows)
     write_json(manifest_path, manifest)
     return manifest
+
+
+def _map_scenes(function: Callable, jobs: list[tuple], workers: int):
+    """`function` over `jobs` in order, in `workers` spawned processes (one llvmpipe thread each) when > 1."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(function, jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from vst.scene.generate import _init_worker
+
+    context = multiprocessing.get_context("spawn")  # EGL contexts are not fork-safe
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker,
+                             initargs=(True,)) as pool:
+        yield from pool.map(function, jobs)
+
+
+def _part_job(job: tuple) -> tuple[str, dict]:
+    config, folder, scene_index, scene_count, totals, part = job
+    return folder.name, _generate_part(config, folder, scene_index, scene_count, totals, part)
 
 
 def _generate_part(config: EngineConfig, folder: Path, scene_index: int, scene_count: int, totals: dict[str, int], part: Path) -> dict:
