@@ -1,0 +1,232 @@
+"""Training throughput of the real Qwen2.5-VL architecture (random weights, no download) through vst's trainers.
+
+    accelerate launch --config_file configs/accelerate/fsdp2.yaml --num_processes 1 benchmarks/train_gpu.py --arch 3b
+    python benchmarks/train_gpu.py --arch 3b --shard small.parquet --rl      # plain process; GRPO steps too
+    python benchmarks/train_gpu.py --arch tiny --cpu --steps 3              # the same path on a CPU (a smoke test)
+
+One prepared script for a short GPU lease (the device tool's 15 minutes):
+  sft   `--steps` SFT steps of configs/train/qwen2_5vl-3b-sft.yaml (or 7b) on a random-weight model of that
+        architecture, through `vst.train.sft.train_sft` (FSDP2 when launched with the fsdp2 accelerate config);
+        tokens/s, samples/s and MFU from the batches the trainer really collated, after `--warmup` steps
+  rl    with --rl: `--rl-steps` GRPO steps of qwen2_5vl-3b-grpo.yaml, rollouts on vLLM when it is installed
+        (`use_vllm`, colocated), else transformers generate; seconds per step
+
+MFU = model FLOPs / (seconds x peak bf16 FLOPs of the GPU). Model FLOPs per step = 6 x LLM parameters x tokens
++ 6 x ViT parameters x patches (dense matmuls, forward + backward), plus attention 12 x layers x hidden x tokens x
+mean row length for the LLM. Peak: 989 TFLOPS dense bf16 for H100/H200 SXM, 312 for A100; unknown GPUs report none.
+The shard: `--shard FILE` (any VST-P parquet), else one generated here from `--scenes` procedural rooms (needs EGL).
+Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+# Qwen2.5-VL-3B/7B-Instruct config.json dimensions; the tokenizer is vst's offline one (ids < its 1k vocab).
+ARCHS = {
+    "3b": {"text": {"hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
+                    "num_attention_heads": 16, "num_key_value_heads": 2, "vocab_size": 151936},
+           "tie_word_embeddings": True},
+    "7b": {"text": {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                    "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064},
+           "tie_word_embeddings": False},
+}
+VISION = {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "patch_size": 14,
+          "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+          "fullatt_block_indexes": [7, 15, 23, 31], "tokens_per_second": 2}
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def save_architecture(arch: str, folder: Path) -> Path:
+    """A random-weight model of `arch` ("3b" | "7b" | a tiny size) with vst's offline processor, saved at `folder`."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from vst.models.loading import TINY_MODELS
+    from vst.models.tiny import build_processor, build_tokenizer, mrope_section, save_tiny
+
+    if arch in TINY_MODELS:
+        return save_tiny(folder, size=TINY_MODELS[arch])
+    spec = ARCHS[arch]
+    tokenizer = build_tokenizer()
+    processor = build_processor(tokenizer)
+    ids = tokenizer.convert_tokens_to_ids
+    text = spec["text"]
+    head_dim = text["hidden_size"] // text["num_attention_heads"]
+    config = Qwen2_5_VLConfig(
+        text_config={**text, "max_position_embeddings": 128000, "bos_token_id": ids("<|endoftext|>"),
+                     "eos_token_id": ids("<|im_end|>"), "pad_token_id": tokenizer.pad_token_id,
+                     "rope_parameters": {"rope_type": "default", "mrope_section": mrope_section(head_dim),
+                                         "rope_theta": 1e6}},
+        vision_config={**VISION, "out_hidden_size": text["hidden_size"]},
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=spec["tie_word_embeddings"],
+    )
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = Qwen2_5_VLForConditionalGeneration(config).to(torch.bfloat16)
+    model.generation_config.eos_token_id = config.text_config.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def parameter_counts(folder: Path) -> tuple[int, int, int, int]:
+    """(LLM parameters, ViT parameters, LLM layers, LLM hidden size) of a saved folder, counted on the meta device."""
+    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(folder)
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    vision = sum(p.numel() for name, p in model.named_parameters() if ".visual." in f".{name}")
+    total = sum(p.numel() for p in model.parameters())
+    return total - vision, vision, config.text_config.num_hidden_layers, config.text_config.hidden_size
+
+
+class Recorder:
+    """Trainer callback + model forward pre-hook (run before padding-free packing): tokens, rows and ViT patches of
+    every training forward, and each step's end time. In the main process, whatever the dataloader workers do."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        self.batches, self.ends = [], []
+        recorder = self
+
+        class StepEnds(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                recorder.ends.append(time.perf_counter())
+
+        self.callback = StepEnds()
+
+    def hook(self, module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if kwargs.get("labels") is None or mask is None:
+            return None
+        grids = [kwargs[key] for key in ("image_grid_thw", "video_grid_thw") if kwargs.get(key) is not None]
+        self.batches.append({"tokens": int(mask.sum()), "rows": mask.size(0), "row_tokens": mask.sum(1).tolist(),
+                             "patches": int(sum(grid.prod(dim=-1).sum() for grid in grids))})
+        return None
+
+
+def sft_throughput(config, warmup: int, grad_accum: int) -> dict:
+    """Train as `config` says with a `Recorder` attached; per-step means after `warmup` steps."""
+    from vst.train.sft import build_trainer
+
+    trainer = build_trainer(config)
+    recorder = Recorder()
+    trainer.model.register_forward_pre_hook(recorder.hook, with_kwargs=True, prepend=True)
+    trainer.add_callback(recorder.callback)
+    start = time.perf_counter()
+    trainer.train()
+    steps = len(recorder.ends)
+    seconds = statistics.mean(b - a for a, b in zip(recorder.ends[warmup:], recorder.ends[warmup + 1:]))
+    batches = recorder.batches[(warmup + 1) * grad_accum:steps * grad_accum]
+    per_step = lambda key: sum(b[key] for b in batches) / max(len(batches) / grad_accum, 1)  # noqa: E731
+    row_tokens = [t for b in batches for t in b["row_tokens"]]
+    return {"steps": steps, "seconds_per_step": seconds, "train_seconds": time.perf_counter() - start,
+            "tokens_per_step": per_step("tokens"), "rows_per_step": per_step("rows"),
+            "patches_per_step": per_step("patches"), "mean_row_tokens": statistics.mean(row_tokens),
+            "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
+
+
+def make_shard(folder: Path, scenes: int) -> str:
+    from vst.data.engine import EngineConfig, run
+    from vst.data.recipes import load_recipe
+    from vst.scene.generate import generate_scenes
+
+    generate_scenes(folder / "scenes", scenes, seed=5)
+    manifest = run(EngineConfig(scenes=folder / "scenes", out=folder / "data", recipe=load_recipe("vst-p"),
+                                n=40 * scenes, seed=0))
+    return str(folder / "data" / manifest["shard"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="3b", choices=[*ARCHS, "tiny", "tiny-medium", "tiny-small"])
+    parser.add_argument("--shard", help="a VST-P parquet shard; default: generate one (needs EGL)")
+    parser.add_argument("--scenes", type=int, default=2, help="procedural rooms for the generated shard")
+    parser.add_argument("--steps", type=int, default=8, help="SFT optimizer steps")
+    parser.add_argument("--warmup", type=int, default=2, help="SFT steps left out of the timing")
+    parser.add_argument("--batch", type=int, default=4, help="per-device rows per micro-batch")
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--padding-free", action="store_true", help="packed rows (flash-attention 2 on a GPU)")
+    parser.add_argument("--rl", action="store_true", help="also run GRPO steps")
+    parser.add_argument("--rl-steps", type=int, default=2)
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU in fp32 (smoke test with a tiny arch)")
+    parser.add_argument("--work", help="folder for the model, data and runs (default: a temporary one)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from vst.train import rl, sft
+
+    size = "7b" if args.arch == "7b" else "3b"
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(args.work or scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        shard = args.shard or make_shard(work, args.scenes)
+        model = save_architecture(args.arch, work / f"model-{args.arch}")
+        llm_params, vit_params, layers, hidden = parameter_counts(model)
+        device = ["use_cpu=true", "bf16=false", "model_init_kwargs={dtype: float32}"] if args.cpu else []
+        packing = (["padding_free=true"] + ([] if args.cpu else [
+            "model_init_kwargs={dtype: float32, attn_implementation: flash_attention_2}"])) if args.padding_free else []
+        common = [f"shards=[{shard}]", f"model_name_or_path={model}", "save_strategy=no", "report_to=none",
+                  "logging_steps=1", "seed=0"]
+        sft_config = sft.load_config(ROOT / "configs" / "train" / f"qwen2_5vl-{size}-sft.yaml", [
+            *common, f"output_dir={work / 'sft'}", f"max_steps={args.steps + args.warmup}",
+            f"per_device_train_batch_size={args.batch}", f"gradient_accumulation_steps={args.grad_accum}",
+            f"dataloader_num_workers={0 if args.cpu else 2}", *device, *packing,
+            *(["fsdp=", "fsdp_config="] if args.cpu else [])])
+        result = sft_throughput(sft_config, args.warmup, args.grad_accum)
+
+        flops = (6 * llm_params * result["tokens_per_step"] + 6 * vit_params * result["patches_per_step"]
+                 + 12 * layers * hidden * result["tokens_per_step"] * result["mean_row_tokens"])
+        name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+        peak = next((value for key, value in PEAK_BF16.items() if key in name), None)
+        seconds = result["seconds_per_step"]
+        results = {
+            "arch": args.arch, "device": name, "llm_params": llm_params, "vit_params": vit_params,
+            "padding_free": args.padding_free, "batch": args.batch, "grad_accum": args.grad_accum, **result,
+            "tokens_per_s": result["tokens_per_step"] / seconds, "samples_per_s": result["rows_per_step"] / seconds,
+            "model_tflops_per_step": flops / 1e12, "mfu": flops / seconds / peak if peak else None,
+        }
+        if args.rl:
+            rl_config = rl.load_config(ROOT / "configs" / "train" / f"qwen2_5vl-{size}-grpo.yaml", [
+                *common, f"output_dir={work / 'rl'}", f"max_steps={args.rl_steps}", "per_device_train_batch_size=8",
+                "num_generations=4", "steps_per_generation=1", "gradient_accumulation_steps=1",
+                "max_completion_length=128", "resample_rounds=0", *device,
+                *(["fsdp=", "fsdp_config="] if args.cpu else []),
+                *(["use_vllm=true", "vllm_gpu_memory_utilization=0.3"] if _has_vllm() and not args.cpu else [])])
+            start = time.perf_counter()
+            rl.train_rl(rl_config)
+            results.update({"rl_steps": args.rl_steps, "rl_seconds": time.perf_counter() - start,
+                            "rl_rollouts": "vllm" if rl_config.use_vllm else "transformers"})
+    print(f"{args.arch} on {name}: LLM {llm_params / 1e9:.2f} B + ViT {vit_params / 1e9:.2f} B parameters, "
+          f"batch {args.batch} x accumulation {args.grad_accum}, padding-free {args.padding_free}")
+    print(f"  SFT: {seconds:.3f} s/step, {results['tokens_per_s']:.0f} tokens/s, {results['samples_per_s']:.2f} "
+          f"samples/s, {results['model_tflops_per_step']:.2f} TFLOP/step, MFU "
+          + (f"{results['mfu']:.1%}" if results["mfu"] is not None else "n/a (unknown peak)"))
+    if args.rl:
+        print(f"  GRPO ({results['rl_rollouts']} rollouts): {results['rl_seconds']:.1f} s for {args.rl_steps} steps")
+    print(json.dumps(results))
+
+
+def _has_vllm() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+if __name__ == "__main__":
+    main()
