@@ -1,8 +1,13 @@
 """Training throughput of the real Qwen2.5-VL architecture (random weights, no download) through vst's trainers.
 
     accelerate launch --config_file configs/accelerate/fsdp2.yaml --num_processes 1 benchmarks/train_gpu.py --arch 3b
-    python benchmarks/train_gpu.py --arch 3b --shard small.parquet --rl      # plain process; GRPO steps too
+    python benchmarks/train_gpu.py --arch 3b --shard small.parquet --rl      # plain process (no FSDP); GRPO steps too
+    accelerate launch --config_file configs/accelerate/fsdp2.yaml --num_processes 4 benchmarks/train_gpu.py --arch 7b
     python benchmarks/train_gpu.py --arch tiny --cpu --steps 3              # the same path on a CPU (a smoke test)
+
+Memory: fp32 master weights + AdamW are ~16 bytes per parameter: 60 GB for 3B (one 80 GB GPU is tight once
+activations and a vLLM engine join: prefer an H200), 133 GB for 7B (FSDP2 over several GPUs). Outside an FSDP
+launch the script turns on activation checkpointing itself (under FSDP2 the config's fsdp_config does it).
 
 One prepared script for a short GPU lease (the device tool's 15 minutes):
   sft   `--steps` SFT steps of configs/train/qwen2_5vl-3b-sft.yaml (or 7b) on a random-weight model of that
@@ -11,9 +16,10 @@ One prepared script for a short GPU lease (the device tool's 15 minutes):
   rl    with --rl: `--rl-steps` GRPO steps of qwen2_5vl-3b-grpo.yaml, rollouts on vLLM when it is installed
         (`use_vllm`, colocated), else transformers generate; seconds per step
 
-MFU = model FLOPs / (seconds x peak bf16 FLOPs of the GPU). Model FLOPs per step = 6 x LLM parameters x tokens
-+ 6 x ViT parameters x patches (dense matmuls, forward + backward), plus attention 12 x layers x hidden x tokens x
-mean row length for the LLM. Peak: 989 TFLOPS dense bf16 for H100/H200 SXM, 312 for A100; unknown GPUs report none.
+MFU = model FLOPs / (seconds x peak bf16 FLOPs of the GPU). Model FLOPs per step = 6 x LLM matmul parameters
+(embedding table left out, lm_head counted even when tied) x tokens + 6 x ViT parameters x patches (forward +
+backward), plus LLM attention 12 x layers x hidden x sum over rows of row length^2. Peak dense bf16: 989 TFLOPS for
+H100 SXM and H200, 835 H100 NVL, 756 H100 PCIe, 312 A100; other GPUs report no MFU.
 The shard: `--shard FILE` (any VST-P parquet), else one generated here from `--scenes` procedural rooms (needs EGL).
 Prints a table, then one JSON line.
 """
@@ -21,9 +27,9 @@ Prints a table, then one JSON line.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +49,7 @@ ARCHS = {
 VISION = {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "patch_size": 14,
           "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
           "fullatt_block_indexes": [7, 15, 23, 31], "tokens_per_second": 2}
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+PEAK_BF16 = {"H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}  # first match
 
 
 def save_architecture(arch: str, folder: Path) -> Path:
@@ -81,15 +87,19 @@ def save_architecture(arch: str, folder: Path) -> Path:
 
 
 def parameter_counts(folder: Path) -> tuple[int, int, int, int]:
-    """(LLM parameters, ViT parameters, LLM layers, LLM hidden size) of a saved folder, counted on the meta device."""
+    """(LLM matmul parameters, ViT parameters, LLM layers, LLM hidden size) of a saved folder, on the meta device.
+    LLM matmul parameters: all but the vision tower and the embedding table, plus lm_head when it is tied to it."""
     from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
 
     config = AutoConfig.from_pretrained(folder)
     with torch.device("meta"):
         model = Qwen2_5_VLForConditionalGeneration(config)
     vision = sum(p.numel() for name, p in model.named_parameters() if ".visual." in f".{name}")
-    total = sum(p.numel() for p in model.parameters())
-    return total - vision, vision, config.text_config.num_hidden_layers, config.text_config.hidden_size
+    total = sum(p.numel() for p in model.parameters())  # a tied lm_head is counted once, as the embedding
+    embedding = model.get_input_embeddings().weight.numel()
+    head = embedding if config.tie_word_embeddings else 0
+    text = config.text_config
+    return total - vision - embedding + head, vision, text.num_hidden_layers, text.hidden_size
 
 
 class Recorder:
@@ -99,7 +109,7 @@ class Recorder:
     def __init__(self):
         from transformers import TrainerCallback
 
-        self.batches, self.ends = [], []
+        self.batches, self.ends, self.forwards = [], [], []  # forwards: batches seen by each step's end
         recorder = self
 
         class StepEnds(TrainerCallback):
@@ -107,6 +117,7 @@ class Recorder:
                 if torch.cuda.is_available():
                     torch.cuda.synchronize()
                 recorder.ends.append(time.perf_counter())
+                recorder.forwards.append(len(recorder.batches))
 
         self.callback = StepEnds()
 
@@ -130,14 +141,14 @@ def sft_throughput(config, warmup: int, grad_accum: int) -> dict:
     trainer.add_callback(recorder.callback)
     start = time.perf_counter()
     trainer.train()
-    steps = len(recorder.ends)
-    seconds = statistics.mean(b - a for a, b in zip(recorder.ends[warmup:], recorder.ends[warmup + 1:]))
-    batches = recorder.batches[(warmup + 1) * grad_accum:steps * grad_accum]
-    per_step = lambda key: sum(b[key] for b in batches) / max(len(batches) / grad_accum, 1)  # noqa: E731
-    row_tokens = [t for b in batches for t in b["row_tokens"]]
+    steps = len(recorder.ends) - warmup  # timed: from the end of the last warm-up step to the end of training
+    seconds = (recorder.ends[-1] - recorder.ends[warmup - 1]) / steps
+    batches = recorder.batches[recorder.forwards[warmup - 1]:recorder.forwards[-1]]
+    per_step = lambda key: sum(b[key] for b in batches) / steps  # noqa: E731
     return {"steps": steps, "seconds_per_step": seconds, "train_seconds": time.perf_counter() - start,
             "tokens_per_step": per_step("tokens"), "rows_per_step": per_step("rows"),
-            "patches_per_step": per_step("patches"), "mean_row_tokens": statistics.mean(row_tokens),
+            "patches_per_step": per_step("patches"),
+            "row_tokens_squared_per_step": sum(t * t for b in batches for t in b["row_tokens"]) / steps,
             "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
 
 
@@ -157,9 +168,9 @@ def main() -> None:
     parser.add_argument("--arch", default="3b", choices=[*ARCHS, "tiny", "tiny-medium", "tiny-small"])
     parser.add_argument("--shard", help="a VST-P parquet shard; default: generate one (needs EGL)")
     parser.add_argument("--scenes", type=int, default=2, help="procedural rooms for the generated shard")
-    parser.add_argument("--steps", type=int, default=8, help="SFT optimizer steps")
-    parser.add_argument("--warmup", type=int, default=2, help="SFT steps left out of the timing")
-    parser.add_argument("--batch", type=int, default=4, help="per-device rows per micro-batch")
+    parser.add_argument("--steps", type=int, default=8, help="timed SFT optimizer steps")
+    parser.add_argument("--warmup", type=int, default=2, help="SFT steps before the timing (at least 1)")
+    parser.add_argument("--batch", type=int, default=2, help="per-device rows per micro-batch")
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--padding-free", action="store_true", help="packed rows (flash-attention 2 on a GPU)")
     parser.add_argument("--rl", action="store_true", help="also run GRPO steps")
@@ -167,6 +178,8 @@ def main() -> None:
     parser.add_argument("--cpu", action="store_true", help="run on the CPU in fp32 (smoke test with a tiny arch)")
     parser.add_argument("--work", help="folder for the model, data and runs (default: a temporary one)")
     args = parser.parse_args()
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps must be at least 1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from vst.train import rl, sft
@@ -179,25 +192,33 @@ def main() -> None:
         model = save_architecture(args.arch, work / f"model-{args.arch}")
         llm_params, vit_params, layers, hidden = parameter_counts(model)
         device = ["use_cpu=true", "bf16=false", "model_init_kwargs={dtype: float32}"] if args.cpu else []
-        packing = (["padding_free=true"] + ([] if args.cpu else [
-            "model_init_kwargs={dtype: float32, attn_implementation: flash_attention_2}"])) if args.padding_free else []
+        under_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+        if not under_fsdp:  # the configs checkpoint activations through fsdp_config, which applies under FSDP only
+            device += ["fsdp=", "fsdp_config=", "activation_checkpointing=true"]
+        attention = "flash_attention_2" if not args.cpu and _has("flash_attn") else "sdpa"
+        packing = ["padding_free=true"] if args.padding_free else []
+        if args.padding_free and not args.cpu:
+            packing.append(f"model_init_kwargs={{dtype: float32, attn_implementation: {attention}}}")
         common = [f"shards=[{shard}]", f"model_name_or_path={model}", "save_strategy=no", "report_to=none",
                   "logging_steps=1", "seed=0"]
         sft_config = sft.load_config(ROOT / "configs" / "train" / f"qwen2_5vl-{size}-sft.yaml", [
             *common, f"output_dir={work / 'sft'}", f"max_steps={args.steps + args.warmup}",
             f"per_device_train_batch_size={args.batch}", f"gradient_accumulation_steps={args.grad_accum}",
-            f"dataloader_num_workers={0 if args.cpu else 2}", *device, *packing,
-            *(["fsdp=", "fsdp_config="] if args.cpu else [])])
+            f"dataloader_num_workers={0 if args.cpu else 2}", *device, *packing])
         result = sft_throughput(sft_config, args.warmup, args.grad_accum)
+        gc.collect()  # the SFT trainer's model and optimizer state go before the GRPO run (and its vLLM engine)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
         flops = (6 * llm_params * result["tokens_per_step"] + 6 * vit_params * result["patches_per_step"]
-                 + 12 * layers * hidden * result["tokens_per_step"] * result["mean_row_tokens"])
+                 + 12 * layers * hidden * result["row_tokens_squared_per_step"])
         name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
         peak = next((value for key, value in PEAK_BF16.items() if key in name), None)
         seconds = result["seconds_per_step"]
         results = {
             "arch": args.arch, "device": name, "llm_params": llm_params, "vit_params": vit_params,
-            "padding_free": args.padding_free, "batch": args.batch, "grad_accum": args.grad_accum, **result,
+            "padding_free": args.padding_free, "attention": attention, "fsdp": under_fsdp, "batch": args.batch,
+            "grad_accum": args.grad_accum, **result,
             "tokens_per_s": result["tokens_per_step"] / seconds, "samples_per_s": result["rows_per_step"] / seconds,
             "model_tflops_per_step": flops / 1e12, "mfu": flops / seconds / peak if peak else None,
         }
@@ -206,8 +227,8 @@ def main() -> None:
                 *common, f"output_dir={work / 'rl'}", f"max_steps={args.rl_steps}", "per_device_train_batch_size=8",
                 "num_generations=4", "steps_per_generation=1", "gradient_accumulation_steps=1",
                 "max_completion_length=128", "resample_rounds=0", *device,
-                *(["fsdp=", "fsdp_config="] if args.cpu else []),
-                *(["use_vllm=true", "vllm_gpu_memory_utilization=0.3"] if _has_vllm() and not args.cpu else [])])
+                *(["use_vllm=true", "vllm_gpu_memory_utilization=0.15", "vllm_enable_sleep_mode=true"]
+                  if _has("vllm") and not args.cpu else [])])
             start = time.perf_counter()
             rl.train_rl(rl_config)
             results.update({"rl_steps": args.rl_steps, "rl_seconds": time.perf_counter() - start,
@@ -222,10 +243,10 @@ def main() -> None:
     print(json.dumps(results))
 
 
-def _has_vllm() -> bool:
+def _has(module: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("vllm") is not None
+    return importlib.util.find_spec(module) is not None
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def test_worker_processes_write_the_same_bytes(scenes, tmp_path):
         shards[workers] = tmp_path / str(workers) / manifest["shard"]
         assert manifest["rows"] > 0 and len(manifest["counts_per_skill"]) == 3
     assert digest(shards[1]) == digest(shards[2])
-    assert seen[1] == seen[2] and len(seen[1]) == 3  # every scene reported, in scene order
+    assert sorted(seen[1]) == sorted(seen[2]) and len(seen[1]) == 3  # every scene reported (as it finishes)
 
 
 def test_existing_shard_needs_resume(scenes, tmp_path):

@@ -219,10 +219,11 @@ def fake_vllm(monkeypatch):
     monkeypatch.setattr(vllm_generation, "LLM", FakeLLM, raising=False)
     monkeypatch.setattr(vllm_generation, "SamplingParams", module.SamplingParams, raising=False)
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        if name in os.environ:  # TRL's colocate set-up writes them: restored (or removed) after the test
-            monkeypatch.setenv(name, os.environ[name])
-        else:
-            monkeypatch.delenv(name, raising=False)
+        # TRL's colocate set-up writes them. setenv records the value before it (or its absence) for the undo;
+        # a bare delenv of an absent name records nothing and the set-up's values would leak into later tests
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+        if not os.environ[name]:
+            monkeypatch.delenv(name)
     FakeLLM.instances = []
     return FakeLLM
 

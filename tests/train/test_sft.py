@@ -300,3 +300,13 @@ def test_group_by_length_reads_header_token_counts_and_cuts_padding(shard, tmp_p
     torch.manual_seed(0)
     shuffled = [efficiency(torch.randperm(len(exact)).tolist()) for _ in range(20)]
     assert efficiency(list(sampler)) > max(shuffled)
+
+
+def test_a_length_column_in_the_shards_is_used_as_is(shard, tmp_path, tiny_cache):
+    table = pq.read_table(shard)
+    given = list(range(1000, 1000 + table.num_rows))
+    pq.write_table(table.append_column("length", pa.array(given, pa.int64())), tmp_path / "with-length.parquet")
+    trainer = build_trainer(load_config(TINY_CONFIG, [f"shards=[{tmp_path / 'with-length.parquet'}]",
+                                                      f"output_dir={tmp_path / 'run'}",
+                                                      "train_sampling_strategy=group_by_length"]))
+    assert trainer.train_dataset["length"] == given  # read, not estimated (estimates are a few hundred tokens)

@@ -98,6 +98,7 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
 
     Scenes are independent: with `workers` > 1 they run in that many processes, and the shard is byte-identical to
     a one-process run (each scene's samples depend only on the seed and the scene's index; parts join in scene order).
+    `on_scene` then hears of scenes as they finish.
     """
     unknown = [s for s in config.recipe.weights if s not in SKILLS]
     if unknown:
@@ -143,19 +144,22 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
 
 
 def _map_scenes(function: Callable, jobs: list[tuple], workers: int):
-    """`function` over `jobs` in order, in `workers` spawned processes (one llvmpipe thread each) when > 1."""
+    """`function` over `jobs`: in order in this process, or as they finish in `workers` spawned processes (so each
+    finished scene is recorded at once and survives an interruption). Skills must be registered at import time to
+    exist in the workers."""
     if workers <= 1 or len(jobs) <= 1:
         yield from map(function, jobs)
         return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from vst.scene.generate import _init_worker
 
     context = multiprocessing.get_context("spawn")  # EGL contexts are not fork-safe
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker,
                              initargs=(True,)) as pool:
-        yield from pool.map(function, jobs)
+        for future in as_completed([pool.submit(function, job) for job in jobs]):
+            yield future.result()
 
 
 def _part_job(job: tuple) -> tuple[str, dict]:

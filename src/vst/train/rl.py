@@ -265,16 +265,17 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
             raise ValueError(f"use_vllm: vst rollouts run vLLM colocated with tensor_parallel_size 1 (vllm_mode="
                              f"{config.vllm_mode!r}, vllm_tensor_parallel_size={config.vllm_tensor_parallel_size}): "
                              "TRL 1.16's server mode and TP gathers carry images only and would drop videos")
+        if config is not None:  # checked before TRL starts a vLLM engine
+            extra_sampling = config.generation_kwargs if isinstance(config.generation_kwargs, dict) else {}
+            if config.use_vllm and (kwargs.get("tools") or config.vllm_structured_outputs_regex
+                                    or extra_sampling.get("structured_outputs")):
+                raise ValueError("use_vllm: vst's vLLM rollouts support neither tools nor structured outputs")
+            rows = config.per_device_train_batch_size * config.steps_per_generation
+            if config.online_filtering and config.resample_rounds and rows % config.num_generations:
+                raise ValueError(f"resample_rounds: each process's generation batch (per_device_train_batch_size x "
+                                 f"steps_per_generation = {rows} rollouts) must hold whole groups of num_generations="
+                                 f"{config.num_generations}; change them or set resample_rounds=0")
         super().__init__(*args, **kwargs)
-        extra_sampling = self.args.generation_kwargs if isinstance(self.args.generation_kwargs, dict) else {}
-        if self.use_vllm and (self.tools or self.args.vllm_structured_outputs_regex
-                              or extra_sampling.get("structured_outputs")):
-            raise ValueError("use_vllm: vst's vLLM rollouts support neither tools nor structured outputs")
-        rows = self.args.per_device_train_batch_size * self.args.steps_per_generation
-        if self.args.online_filtering and self.args.resample_rounds and rows % self.num_generations:
-            raise ValueError(f"resample_rounds: each process's generation batch (per_device_train_batch_size x "
-                             f"steps_per_generation = {rows} rollouts) must hold whole groups of num_generations="
-                             f"{self.num_generations}; change them or set resample_rounds=0")
         self.budgets = budgets or self.args.budgets()
         self._vllm_requests: list[dict] | None = None  # per-row vLLM prompts of the batch being generated
         self._scoring_media: list | None = None  # per-row media of the batch being scored
@@ -423,8 +424,10 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
         """`rows` dataset rows for a refill round: `rows / num_generations` prompts drawn at random, each repeated
         `num_generations` times. Seeded by (seed, process, step, round), so a resumed run draws what the
         uninterrupted one drew. Drawn apart from the epoch's sampler: refill prompts do not advance the epoch."""
-        seed = (self.args.seed * 1_000_003 + self.accelerator.process_index * 10_007 + self.state.global_step) * 97
-        generator = torch.Generator().manual_seed(seed + round_)
+        import numpy as np
+
+        key = [self.args.seed, self.accelerator.process_index, self.state.global_step, round_]
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
         indices = torch.randint(len(self.train_dataset), (rows // self.num_generations,), generator=generator)
         return [self.train_dataset[int(i)] for i in indices for _ in range(self.num_generations)]
 

@@ -189,6 +189,31 @@ def _shard_rows(files: list[str], repeat: bool = False):
             return
 
 
+def expand_shards(paths: str | Path | Sequence[str | Path]) -> list[str]:
+    """Shard paths with globs expanded, in order; raises FileNotFoundError naming a missing file or pattern."""
+    import glob
+
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    expanded = [match for path in paths
+                for match in (sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)])]
+    if not expanded:
+        raise FileNotFoundError(f"shards: no file matches {[str(p) for p in paths]}")
+    missing = [path for path in expanded if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: file not found")
+    return expanded
+
+
+def shard_lengths(paths: Sequence[str], column: str = "length") -> list[int] | None:
+    """The integer `column` of every shard, in row order, when all of them carry it (written once, e.g. with
+    pyarrow, so that no rank has to estimate token counts at start-up); None otherwise."""
+    import pyarrow.parquet as pq
+
+    if not all(column in pq.read_schema(path).names for path in paths):
+        return None
+    return [int(value) for path in paths for value in pq.read_table(path, columns=[column])[column].to_pylist()]
+
+
 def load_shards(paths: str | Path | Sequence[str | Path], streaming: bool = False, repeat: bool = False):
     """A `datasets` dataset of the shards' rows (VST's parquet schema, images as bytes), in order; globs expand.
 
@@ -197,19 +222,11 @@ def load_shards(paths: str | Path | Sequence[str | Path], streaming: bool = Fals
     `IterableDataset` that reads one row group at a time, for stage-1 scale (VST: 1.8 M rows with images); `repeat`
     makes it endless (training stops at `max_steps`).
     """
-    import glob
-
     import datasets
 
     from vst.data.shards import SCHEMA
 
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    expanded = [match for path in paths for match in (sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)])]
-    if not expanded:
-        raise FileNotFoundError(f"shards: no file matches {[str(p) for p in paths]}")
-    missing = [path for path in expanded if not Path(path).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{missing[0]}: file not found")
+    expanded = expand_shards(paths)
     features = datasets.Features.from_arrow_schema(SCHEMA)
     if streaming:  # one generator shard per file, so ranks and dataloader workers split the files
         return datasets.IterableDataset.from_generator(_shard_rows, features=features,
@@ -347,20 +364,26 @@ def training_rows(config: VSTSFTConfig, processor=None):
     """The dataset `config` trains on: its shards in memory, or streamed (`streaming`) through a seeded shuffle
     buffer.
 
-    With `train_sampling_strategy: group_by_length` the in-memory rows get the `length` column transformers' length-
-    grouped sampler reads: each row's token count from media headers (`processing.estimate_tokens`; it needs
-    `processor`). A streamed dataset is not dispatched from rank 0: accelerate's dispatcher slices every tensor of a
-    batch by row, which would cut `pixel_values` (patches, not rows) wrongly; each rank reads its own files (or every
+    With `train_sampling_strategy: group_by_length` (or `batch_rebalance`) the in-memory rows get the `length` column
+    transformers' samplers read: the shards' own `length` column when they all carry one, else each row's token count
+    from media headers (`processing.estimate_tokens`; it needs `processor`). A streamed dataset is not dispatched
+    from rank 0: accelerate's dispatcher slices every tensor of a batch by row, which would cut `pixel_values`
+    (patches, not rows) wrongly; each rank reads its own files (or every
     n-th batch when there are fewer files than ranks) instead. The stream repeats until `max_steps`, so a rank whose
     files hold fewer rows never runs dry while the others wait for it in a collective."""
     dataset = load_shards(config.shards, streaming=config.streaming, repeat=config.streaming)
     if not config.streaming:
-        grouped = config.train_sampling_strategy == "group_by_length"
-        if grouped and config.length_column_name not in dataset.column_names:
-            from vst.models.processing import estimate_tokens
+        by_length = config.train_sampling_strategy in ("group_by_length", "batch_rebalance")
+        if by_length and config.length_column_name not in dataset.column_names:
+            lengths = shard_lengths(expand_shards(config.shards), config.length_column_name)
+            if lengths is None:
+                if processor is None:
+                    raise ValueError(f"train_sampling_strategy={config.train_sampling_strategy}: token counts need "
+                                     "the processor (or a length column in the shards)")
+                from vst.models.processing import estimate_tokens
 
-            budgets = config.budgets()
-            lengths = [estimate_tokens(Sample.from_row(row), processor, budgets) for row in dataset]
+                budgets = config.budgets()
+                lengths = [estimate_tokens(Sample.from_row(row), processor, budgets) for row in dataset]
             dataset = dataset.add_column(config.length_column_name, lengths)
         return dataset
     if config.max_steps <= 0:
