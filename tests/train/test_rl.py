@@ -367,3 +367,30 @@ def test_dropped_groups_are_refilled_with_fresh_prompts(shard, tiny_folder, tmp_
         assert final == first and done == [0.0, 0.0]
     else:
         assert final == [1.0, 1.0] and all(0 < d <= rounds for d, f in zip(done, first) if f < 1)
+
+
+def test_grpo_shards_are_memory_mapped_and_equal_the_in_memory_rows(shard, tmp_path):
+    import pyarrow.parquet as pq
+
+    from vst.data.shards import read_samples
+    from vst.train.rl import grpo_shards
+
+    mapped = grpo_shards([shard])
+    assert mapped.cache_files  # an Arrow file on disk, not a table in memory
+    assert mapped.to_list() == grpo_dataset(list(read_samples(shard))).to_list()
+    assert grpo_shards([shard]).cache_files == mapped.cache_files  # same files: the cache is reused
+    copy = tmp_path / "copy.parquet"  # other files (same rows): another cache entry, never a stale one
+    pq.write_table(pq.read_table(shard), copy)
+    assert grpo_shards([copy]).cache_files != mapped.cache_files
+
+
+def test_shards_without_reward_functions_give_a_clear_error(shard, tmp_path):
+    from dataclasses import replace
+
+    from vst.data.shards import read_samples, write_samples
+    from vst.train.rl import grpo_shards
+
+    bare = tmp_path / "no-rewards.parquet"
+    write_samples(bare, [replace(s, reward={}) for s in read_samples(shard)])
+    with pytest.raises(ValueError, match="no sample carries a reward function"):
+        grpo_shards([bare])

@@ -310,3 +310,14 @@ def test_a_length_column_in_the_shards_is_used_as_is(shard, tmp_path, tiny_cache
                                                       f"output_dir={tmp_path / 'run'}",
                                                       "train_sampling_strategy=group_by_length"]))
     assert trainer.train_dataset["length"] == given  # read, not estimated (estimates are a few hundred tokens)
+
+
+def test_shards_are_memory_mapped(shard, tmp_path):
+    from vst.train.sft import load_shards
+
+    mapped = load_shards(shard)
+    assert mapped.cache_files and len(mapped) == pq.read_metadata(shard).num_rows
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(shard).slice(0, 0), empty)
+    with pytest.raises(ValueError, match="hold no rows"):
+        load_shards(empty)

@@ -1,7 +1,8 @@
 """VST stage 3 RL: GRPO/DAPO with TRL's `GRPOTrainer`, media through our processing path, VST's online filtering.
 
-Flow: `load_config` (sft's loader with `VSTGRPOConfig`) -> `train_rl`: shards (`sft.load_shards`) -> `grpo_dataset`
-(one prompt row per sample: chat messages with media bytes inline, plus its `reward` and `answer` JSON) ->
+Flow: `load_config` (sft's loader with `VSTGRPOConfig`) -> `train_rl`: shards -> `grpo_shards` (memory-mapped;
+`grpo_dataset` for rows in memory; one prompt row per sample: chat messages with media bytes inline, plus its
+`reward` and `answer` JSON) ->
 `VSTGRPOTrainer` with one reward function, `vst_reward`, that dispatches on each row's `reward.fn` to
 `vst.train.rewards` -> a `save_pretrained` folder that `vst.models.loading.load_model` reads back.
 
@@ -25,11 +26,13 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.extras.profiling import profiling_context
 
 from vst.data.sample import Sample
+from vst.data.shards import read_samples
 from vst.models.processing import (THINKING_SYSTEM_PROMPT, Budgets, collapse_placeholders, encode_for_generation,
                                    media_factor, prompt_messages, vllm_media)
 from vst.train import rewards as vst_rewards
 from vst.train.curves import RL_KEYS
-from vst.train.sft import CheckpointResumeMixin, VitLrMixin, VSTSFTConfig, load_shards, save_run
+from vst.train.sft import (CheckpointResumeMixin, VitLrMixin, VSTSFTConfig, expand_shards, files_fingerprint,
+                           save_run)
 from vst.train.sft import load_config as _load_config
 
 logger = logging.getLogger(__name__)
@@ -137,9 +140,19 @@ def grpo_row(sample: Sample) -> dict:
             "answer": json.dumps(sample.answer, sort_keys=True), "id": sample.id}
 
 
+def grpo_features():
+    """The Arrow types of GRPO prompt rows (`grpo_row`), fixed so media columns never depend on the first rows seen."""
+    import datasets
+
+    text, binary = datasets.Value("string"), datasets.Value("binary")
+    item = {"type": text, "text": text, "image": binary, "video": binary}
+    return datasets.Features({"prompt": datasets.List({"role": text, "content": datasets.List(item)}),
+                              "reward": text, "answer": text, "id": text})
+
+
 def grpo_dataset(rows) -> Any:
-    """A `datasets.Dataset` of GRPO prompt rows from shard rows or Samples; rows without a reward function are
-    dropped (and counted in the log)."""
+    """A `datasets.Dataset` of GRPO prompt rows from shard rows or Samples, in memory; rows without a reward function
+    are dropped (and counted in the log). `grpo_shards` is the memory-mapped form for parquet files."""
     import datasets
 
     samples = [row if isinstance(row, Sample) else Sample.from_row(row) for row in rows]
@@ -148,7 +161,33 @@ def grpo_dataset(rows) -> Any:
         logger.warning("dropping %d sample(s) with no reward function", len(samples) - len(kept))
     if not kept:
         raise ValueError("no sample carries a reward function (`reward.fn`)")
-    return datasets.Dataset.from_list(kept)
+    return datasets.Dataset.from_list(kept, features=grpo_features())
+
+
+def _grpo_rows(files: list[str]):
+    for sample in read_samples(files):
+        if sample.reward.get("fn"):
+            yield grpo_row(sample)
+
+
+def grpo_shards(paths) -> Any:
+    """GRPO prompt rows of parquet shards (globs expand), written once to the `datasets` cache and memory-mapped, so
+    ranks share the prompts' images instead of each holding a copy (`sft.load_shards` does the same for SFT)."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    files = expand_shards(paths)
+    try:
+        dataset = datasets.Dataset.from_generator(_grpo_rows, features=grpo_features(), gen_kwargs={"files": files},
+                                                  fingerprint=files_fingerprint("vst-grpo", files))
+    except ValueError as error:
+        if "no data" not in str(error):  # what `datasets` says of a generator that yields nothing
+            raise
+        raise ValueError(f"{files}: no sample carries a reward function (`reward.fn`)") from None
+    total = sum(pq.read_metadata(path).num_rows for path in files)
+    if len(dataset) < total:
+        logger.warning("dropping %d sample(s) with no reward function", total - len(dataset))
+    return dataset
 
 
 def vst_reward(completions: list, reward: list, answer: list, **kwargs: Any) -> list[float]:
@@ -482,9 +521,11 @@ def build_trainer(config: VSTGRPOConfig) -> VSTGRPOTrainer:
     processor = AutoProcessor.from_pretrained(source)
     processor.tokenizer.padding_side = "left"  # spec training.md §3.4: TRL's prompt ids are left-padded
     model = AutoModelForImageTextToText.from_pretrained(source, **(config.model_init_kwargs or {}))
+    with config.main_process_first(desc="reading the shards"):  # one process writes the Arrow cache, the rest map it
+        prompts = grpo_shards(config.shards)
     return VSTGRPOTrainer(
         model=model if config.beta == 0.0 else source,  # beta > 0 rebuilds a reference model from the path (§3.4)
-        reward_funcs=[vst_reward], args=config, train_dataset=grpo_dataset(load_shards(config.shards)),
+        reward_funcs=[vst_reward], args=config, train_dataset=prompts,
         processing_class=processor,
     )
 

@@ -218,9 +218,11 @@ def load_shards(paths: str | Path | Sequence[str | Path], streaming: bool = Fals
     """A `datasets` dataset of the shards' rows (VST's parquet schema, images as bytes), in order; globs expand.
 
     Rows go through `Sample.from_row` / `to_row` once, so released VST rows are normalised and a bad row fails with
-    its file and row. In memory by default (fine up to a few hundred thousand rows); `streaming=True` gives an
+    its file and row. `streaming=True` gives an
     `IterableDataset` that reads one row group at a time, for stage-1 scale (VST: 1.8 M rows with images); `repeat`
-    makes it endless (training stops at `max_steps`).
+    makes it endless (training stops at `max_steps`). Otherwise the rows are written once to an Arrow file in the
+    `datasets` cache (`HF_DATASETS_CACHE`) and memory-mapped, so every rank shares them through the page cache
+    instead of holding its own copy of every image; the cache is keyed by the files' sizes and modification times.
     """
     import datasets
 
@@ -231,10 +233,24 @@ def load_shards(paths: str | Path | Sequence[str | Path], streaming: bool = Fals
     if streaming:  # one generator shard per file, so ranks and dataloader workers split the files
         return datasets.IterableDataset.from_generator(_shard_rows, features=features,
                                                        gen_kwargs={"files": expanded, "repeat": repeat})
-    rows = list(_shard_rows(expanded))
-    if not rows:
-        raise ValueError(f"{paths}: the shards hold no rows")
-    return datasets.Dataset.from_list(rows, features=features)
+    import pyarrow.parquet as pq
+
+    if sum(pq.read_metadata(path).num_rows for path in expanded) == 0:
+        raise ValueError(f"{expanded}: the shards hold no rows")
+    return datasets.Dataset.from_generator(_shard_rows, features=features, gen_kwargs={"files": expanded},
+                                           fingerprint=files_fingerprint("vst-rows", expanded))
+
+
+def files_fingerprint(kind: str, files: Sequence[str]) -> str:
+    """A `datasets` cache fingerprint of what is built from `files`: their paths, sizes and modification times, the
+    kind of rows and the vst version, so a changed or regenerated shard is never served from a stale cache."""
+    import hashlib
+    import os
+
+    from vst import __version__
+
+    stamps = [(str(Path(f).resolve()), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+    return hashlib.sha256(json.dumps([kind, __version__, stamps]).encode()).hexdigest()[:32]
 
 
 class VitLrMixin:
@@ -354,17 +370,19 @@ def build_trainer(config: VSTSFTConfig) -> VSTSFTTrainer:
     processor = AutoProcessor.from_pretrained(source)
     model = AutoModelForImageTextToText.from_pretrained(source, **(config.model_init_kwargs or {}))
     apply_freezing(model, config)
+    with config.main_process_first(desc="reading the shards"):  # one process writes the Arrow cache, the rest map it
+        rows = training_rows(config, processor)
     return VSTSFTTrainer(
-        model=model, args=config, train_dataset=training_rows(config, processor), processing_class=processor,
+        model=model, args=config, train_dataset=rows, processing_class=processor,
         data_collator=SampleCollator(processor, config.budgets()),
     )
 
 
 def training_rows(config: VSTSFTConfig, processor=None):
-    """The dataset `config` trains on: its shards in memory, or streamed (`streaming`) through a seeded shuffle
+    """The dataset `config` trains on: its shards memory-mapped, or streamed (`streaming`) through a seeded shuffle
     buffer.
 
-    With `train_sampling_strategy: group_by_length` (or `batch_rebalance`) the in-memory rows get the `length` column
+    With `train_sampling_strategy: group_by_length` (or `batch_rebalance`) the mapped rows get the `length` column
     transformers' samplers read: the shards' own `length` column when they all carry one, else each row's token count
     from media headers (`processing.estimate_tokens`; it needs `processor`). A streamed dataset is not dispatched
     from rank 0: accelerate's dispatcher slices every tensor of a batch by row, which would cut `pixel_values`
