@@ -162,6 +162,11 @@ def _media_source(item: dict, kind: str) -> Any:
     return source
 
 
+def _frame_image(frame: Any) -> Image.Image:
+    """One frame of a frame-list video (PIL, array, bytes or path) as a PIL image."""
+    return Image.fromarray(frame) if isinstance(frame, np.ndarray) else open_image(frame)
+
+
 def sampled_frames(total: int, fps: float, budgets: Budgets) -> np.ndarray:
     """Indices of the frames `load_video` keeps from a `total`-frame video at `fps`: sampled at `budgets.video_fps`,
     or `max_frames` spread evenly when that is more (or the rate is unknown)."""
@@ -187,7 +192,7 @@ def load_video(video: Any, budgets: Budgets, factor: int = 28) -> tuple[list[Ima
     which the processor derives the sampled fps and `second_per_grid_ts` (Qwen2.5-VL's absolute time positions).
     """
     if isinstance(video, (list, tuple)):
-        frames = [open_image(frame) if not isinstance(frame, np.ndarray) else Image.fromarray(frame) for frame in video]
+        frames = [_frame_image(frame) for frame in video]
         if not frames:
             raise ValueError("the video frame list is empty")
         total, fps, indices = len(frames), budgets.video_fps, np.arange(len(frames))
@@ -298,7 +303,7 @@ def estimate_tokens(sample: Sample, processor, budgets: Budgets = Budgets()) -> 
         else:
             source = _media_source(item, "video")
             if isinstance(source, (list, tuple)):
-                first = open_image(source[0]) if not isinstance(source[0], np.ndarray) else Image.fromarray(source[0])
+                first = _frame_image(source[0])
                 count, height, width = len(source), first.height, first.width
             else:
                 total, fps, width, height = read_video_header(source)

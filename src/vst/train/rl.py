@@ -156,7 +156,7 @@ def grpo_dataset(rows) -> Any:
     import datasets
 
     samples = [row if isinstance(row, Sample) else Sample.from_row(row) for row in rows]
-    kept = [grpo_row(sample) for sample in samples if sample.reward.get("fn")]
+    kept = list(_prompt_rows(samples))
     if len(kept) < len(samples):
         logger.warning("dropping %d sample(s) with no reward function", len(samples) - len(kept))
     if not kept:
@@ -164,10 +164,13 @@ def grpo_dataset(rows) -> Any:
     return datasets.Dataset.from_list(kept, features=grpo_features())
 
 
+def _prompt_rows(samples):
+    """GRPO prompt rows of the samples that carry a reward function."""
+    return (grpo_row(sample) for sample in samples if sample.reward.get("fn"))
+
+
 def _grpo_rows(files: list[str]):
-    for sample in read_samples(files):
-        if sample.reward.get("fn"):
-            yield grpo_row(sample)
+    yield from _prompt_rows(read_samples(files))
 
 
 def grpo_shards(paths) -> Any:
@@ -299,12 +302,11 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
 
     def __init__(self, *args, budgets: Budgets | None = None, **kwargs):
         config = kwargs.get("args")
-        if getattr(config, "use_vllm", False) and (config.vllm_mode != "colocate"
-                                                   or config.vllm_tensor_parallel_size != 1):
-            raise ValueError(f"use_vllm: vst rollouts run vLLM colocated with tensor_parallel_size 1 (vllm_mode="
-                             f"{config.vllm_mode!r}, vllm_tensor_parallel_size={config.vllm_tensor_parallel_size}): "
-                             "TRL 1.16's server mode and TP gathers carry images only and would drop videos")
         if config is not None:  # checked before TRL starts a vLLM engine
+            if config.use_vllm and (config.vllm_mode != "colocate" or config.vllm_tensor_parallel_size != 1):
+                raise ValueError(f"use_vllm: vst rollouts run vLLM colocated with tensor_parallel_size 1 (vllm_mode="
+                                 f"{config.vllm_mode!r}, vllm_tensor_parallel_size={config.vllm_tensor_parallel_size})"
+                                 ": TRL 1.16's server mode and TP gathers carry images only and would drop videos")
             extra_sampling = config.generation_kwargs if isinstance(config.generation_kwargs, dict) else {}
             if config.use_vllm and (kwargs.get("tools") or config.vllm_structured_outputs_regex
                                     or extra_sampling.get("structured_outputs")):

@@ -389,11 +389,12 @@ def training_rows(config: VSTSFTConfig, processor=None):
     (patches, not rows) wrongly; each rank reads its own files (or every
     n-th batch when there are fewer files than ranks) instead. The stream repeats until `max_steps`, so a rank whose
     files hold fewer rows never runs dry while the others wait for it in a collective."""
-    dataset = load_shards(config.shards, streaming=config.streaming, repeat=config.streaming)
+    files = expand_shards(config.shards)
+    dataset = load_shards(files, streaming=config.streaming, repeat=config.streaming)
     if not config.streaming:
         by_length = config.train_sampling_strategy in ("group_by_length", "batch_rebalance")
         if by_length and config.length_column_name not in dataset.column_names:
-            lengths = shard_lengths(expand_shards(config.shards), config.length_column_name)
+            lengths = shard_lengths(files, config.length_column_name)
             if lengths is None:
                 if processor is None:
                     raise ValueError(f"train_sampling_strategy={config.train_sampling_strategy}: token counts need "
