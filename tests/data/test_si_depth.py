@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+import vst.data.skills.si_depth as si_depth
 from vst.data.skills import get_skill
-from vst.data.skills.si_depth import OBJECT_GAP_M, OBJECT_GAP_REL, gap_margin
+from vst.data.skills.si_depth import OBJECT_GAP_M, OBJECT_GAP_REL, gap_margin, object_gap_in_point_order
 
 
 def test_gap_filter_boundary():
@@ -42,3 +43,49 @@ def test_answers_match_known_depths(two_boxes):
             assert meta["margin_m"] > 0
         assert sample.images and sample.images[0].bytes[:2] == b"\xff\xd8"  # JPEG with markers drawn
         assert sample.question.startswith("<|image_pad|>\n")
+
+
+def test_object_gap_in_point_order():
+    assert object_gap_in_point_order([1.0, 2.0], [1.5, 2.5]) == pytest.approx(1.0)  # points and objects agree
+    assert object_gap_in_point_order([2.0, 1.0], [2.5, 1.5]) == pytest.approx(1.0)
+    assert object_gap_in_point_order([3.5, 2.9], [1.8, 2.9]) == pytest.approx(-1.1)  # far point on a near object
+    assert object_gap_in_point_order([1.0, 2.0], [2.0, 2.0]) == 0.0  # objects tied: cannot confirm the points' order
+
+
+@pytest.fixture
+def long_bed(scene_builder):
+    # a low bed running away from the camera (1.5-4.5 m along y, 0.5 m high) next to a bookshelf whose front face is
+    # 3.0 m away; the camera looks slightly down, so the bed's top is seen up to its far end (about 4.2 m deep) while
+    # most of its visible pixels are near (median about 1.8 m, the bookshelf's about 2.9 m): a point on the far end of
+    # the bed lies behind a point on the bookshelf although the bed is the closer object
+    objects = [("bed", (-0.7, 3.0, 0.25), (1.2, 3.0, 0.5), 0.0), ("bookshelf", (0.9, 3.2, 0.9), (0.8, 0.4, 1.8), 0.0)]
+    cameras = [("still-00", "still-00", (0, 0, 1.3), (0, 1, 0.9), 0.0)]
+    return scene_builder(objects, cameras)
+
+
+def test_point_pairs_never_contradict_the_objects(long_bed, monkeypatch):
+    frame = long_bed.scene.frames[0]
+    medians = {i: frame.visibility[i].depth_median for i in (10, 11)}
+    bed_depths = long_bed.depth(frame)[long_bed.instance_ids(frame) == 10]
+    assert medians[10] < 2.0 < 2.8 < medians[11] and bed_depths.max() > medians[11] + 0.5  # the trap exists
+    gaps = []
+
+    def spy(point_depths, object_depths):
+        gaps.append(object_gap_in_point_order(point_depths, object_depths))
+        return gaps[-1]
+
+    monkeypatch.setattr(si_depth, "object_gap_in_point_order", spy)
+    pairs = [s for seed in range(20) for s in get_skill("si_depth_comparison").generate(long_bed, np.random.default_rng(seed))
+             if s.meta_info["form"] == "points"]
+    assert pairs and any(g <= 0 for g in gaps)  # some markers did land on the far end of the bed, and were dropped
+    for sample in pairs:
+        meta = sample.meta_info
+        points, objects = meta["depths_m"], [medians[i] for i in meta["instance_ids"]]
+        assert objects == pytest.approx(meta["object_depths_m"], abs=1e-4)
+        assert (points[0] < points[1]) == (objects[0] < objects[1])  # the points' order is the objects' order
+        assert meta["margin_m"] > 0
+        winner = "bed" if meta["relation"] == "closer" else "bookshelf"
+        if sample.answer["type"] == "mc":
+            assert next(o for o in sample.answer["options"] if o.startswith(sample.answer["value"] + ".")).endswith(winner)
+        else:
+            assert sample.answer["value"] == winner

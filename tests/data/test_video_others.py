@@ -1,6 +1,7 @@
 """Cognitive maps and frame locating on a hand-built pan, with grid cells and first-appearance times worked out by hand."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from vst.data.context import SceneContext
 from vst.data.skills import get_skill
 from vst.data.skills.video_others import LOCATE_TOLERANCE_S, locate_tolerance, map_cells, map_rotation
+from vst.train.rewards import numeric
 from vst.scene.geometry import look_at
 from vst.scene.types import Frame, Intrinsics
 
@@ -59,6 +61,22 @@ def test_locate_tolerance_is_half_a_second_or_one_frame():
     assert locate_tolerance(2.0, fps=1.0) == pytest.approx(1.0 / 2.0)  # one frame at 1 fps is coarser than 0.5 s
 
 
+@pytest.mark.parametrize("fps", [1.0, 2.0, 3.0, 7.0, 29.97, 30.0])
+def test_locate_tolerance_rounds_up_never_below_half_a_second_or_one_frame(fps):
+    window = max(LOCATE_TOLERANCE_S, 1.0 / fps)
+    for answer in np.round(np.arange(1.0, 60.0, 0.01), 2):  # every stored answer (2 decimals) from 1 s to 60 s
+        tolerance = locate_tolerance(float(answer), fps)
+        assert tolerance == round(tolerance, 4)  # stored at 4 decimals
+        assert tolerance * answer >= window - 1e-12  # never narrower than the promised window ...
+        assert (tolerance - 1e-4) * answer < window  # ... and rounded up by less than one step
+    # the old round-to-nearest gave 0.3333 at 1.5 s: a guess 0.5 s off (2.0 s) scored 0 under the numeric reward
+    assert round(0.5 / 1.5, 4) * 1.5 < 0.5 and locate_tolerance(1.5, 2.0) == 0.3334
+    for answer, guess in [(1.5, 2.0), (1.5, 1.0), (1.7, 2.2), (4.5, 5.0), (2.9, 2.4)]:
+        reward = numeric(f"{guess}", {"type": "number", "value": answer}, tolerance=locate_tolerance(answer, 2.0))
+        assert reward == 1.0, (answer, guess)
+    assert numeric("2.01", {"type": "number", "value": 1.5}, tolerance=locate_tolerance(1.5, 2.0)) == 0.0
+
+
 def test_cognitive_map_on_the_pan(pan_scene):
     maps = [s for s in samples(pan_scene) if s.meta_info["form"] == "cognitive_map"]
     assert maps
@@ -82,7 +100,9 @@ def test_frame_locate_on_the_pan(pan_scene):
     for sample in located.values():
         seconds = sample.answer["value"]
         assert sample.answer["unit"] == "s"
-        assert sample.reward == {"fn": "numeric", "kwargs": {"tolerance": round(0.5 / seconds, 4)}}
+        # max(0.5 s, one frame at 2 fps) / answer, rounded UP at 4 decimals: 0.3334, 0.1667, 0.1112
+        assert sample.reward == {"fn": "numeric", "kwargs": {"tolerance": math.ceil(0.5 / seconds * 1e4) / 1e4}}
+        assert sample.reward["kwargs"]["tolerance"] * seconds >= 0.5
         assert sample.meta_info["pixels"] >= sample.meta_info["min_pixels"] > sample.meta_info["pixels_before"]
 
 

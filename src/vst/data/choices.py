@@ -3,8 +3,11 @@
 Format: options are written `A. chair` one per line after "Options:", and the answer is the bare letter. VSI-Bench
 and VST's Qwen multiple-choice prompt use exactly this shape ("Answer with the option's letter from the given
 choices directly."), so training matches evaluation. The correct option goes to the letter used least so far in
-the same (scene, skill) stream, ties broken by the rng (spec data.md §1.9 "MC balance", after VLM-3R), so no
-letter carries a prior. Numeric distractors follow VLM-3R: drawn from [0.25, 1.75] x truth, at least 20 % apart.
+the same (scene, skill) stream among questions with the same number of options, ties broken by the rng (spec
+data.md §1.9 "MC balance", after VLM-3R), so no letter carries a prior. Counting per option count matters when a
+skill mixes 2- and 4-option forms: with one shared count the 2-option questions fill A and B, and the 4-option ones
+are then pushed onto C and D. Numeric distractors follow VLM-3R: drawn from [0.25, 1.75] x truth, at least 20 %
+apart.
 """
 
 from __future__ import annotations
@@ -20,17 +23,27 @@ MC_INSTRUCTION = "Answer with the option's letter from the given choices directl
 
 @dataclass
 class LetterBalancer:
-    """Counts how often each letter has been the right answer, to place the next one on the rarest."""
+    """Counts how often each letter has been the right answer, per option count, to place the next one on the rarest.
+
+    `used` is keyed by (option count, letter): 2-option and 4-option questions of one stream are balanced separately,
+    so each option count on its own puts its answers evenly on its letters.
+    """
 
     used: Counter = field(default_factory=Counter)
 
     def place(self, count: int, rng: np.random.Generator) -> int:
+        if not 1 <= count <= len(LETTERS):
+            raise ValueError(f"option count {count} must be in [1, {len(LETTERS)}]")
         letters = LETTERS[:count]
-        fewest = min(self.used[letter] for letter in letters)
-        candidates = [i for i, letter in enumerate(letters) if self.used[letter] == fewest]
+        fewest = min(self.used[count, letter] for letter in letters)
+        candidates = [i for i, letter in enumerate(letters) if self.used[count, letter] == fewest]
         index = candidates[int(rng.integers(len(candidates)))]
-        self.used[letters[index]] += 1
+        self.used[count, letters[index]] += 1
         return index
+
+    def counts(self, count: int) -> dict[str, int]:
+        """{letter: times it was the answer} among the placements with `count` options."""
+        return {letter: self.used[count, letter] for letter in LETTERS[:count]}
 
 
 @dataclass

@@ -1,13 +1,17 @@
 """Single-image depth comparison and ordering (VST skill "Depth Comparison", 2.5D; spec paper.md §2.3).
 
 Emits `si_depth_comparison` (modality single, VST type `si_depth_comparison`) in three forms:
-- two marked points on two objects: which is closer / farther (answer: the object's name);
+- two marked points on two objects: which is closer / farther (answer: the object's name). The question names the
+  objects, so a sample is kept only when the marked points' depths and the objects' median visible depths
+  (`Visibility.depth_median`) give the same order: a point on the far headboard of a bed that is nearer than a
+  bookshelf as a whole would otherwise make "the bookshelf" the closer object (`object_gap_in_point_order`);
 - three to five lettered points: order them near-to-far or far-to-near (answer: letter sequence);
 - two objects named by 2D boxes `bbox_2d: [x0, y0, x1, y1]` (absolute pixels, Qwen2.5-VL style): which is closer.
 Filters (spec data.md §1.9, §4.3): objects referable (≥ 400 px at 448², ≥ 30 % unoccluded); point depths differ
 by ≥ max(0.10 m, 10 %); box comparisons use median visible depth with a gap ≥ max(0.15 m, 10 %); markers
-≥ 20 px from the border and ≥ 40 px apart. `meta_info` keeps the depths, the margin above the gap threshold,
-marker pixels and instance ids.
+≥ 20 px from the border and ≥ 40 px apart. `meta_info` keeps the depths (point forms: of the points, and
+`object_depths_m` of the objects), the margin above the gap threshold (point pairs: also no more than the objects'
+median-depth gap in the points' order, the distance to the agreement boundary), marker pixels and instance ids.
 """
 
 from __future__ import annotations
@@ -57,6 +61,13 @@ def gap_margin(depth_a: float, depth_b: float, absolute: float, relative: float)
     return abs(depth_a - depth_b) - max(absolute, relative * max(depth_a, depth_b))
 
 
+def object_gap_in_point_order(point_depths, object_depths) -> float:
+    """How far (m) the objects' depths are apart in the order their marked points give; <= 0 means the objects'
+    order disagrees with (or cannot confirm) the points' order, so a question about the objects would be wrong."""
+    near, far = (0, 1) if point_depths[0] < point_depths[1] else (1, 0)
+    return float(object_depths[far] - object_depths[near])
+
+
 def _name(obj) -> str:
     return obj.category.replace("_", " ")
 
@@ -86,8 +97,10 @@ def _pair_sample(ctx: SceneContext, frame: Frame, rng, balancer: LetterBalancer)
         return None
     depth = ctx.depth(frame)
     depths = [float(depth[y, x]) for x, y in points]
-    margin = gap_margin(*depths, POINT_GAP_M, POINT_GAP_REL)
-    if margin < 0:
+    object_depths = [float(frame.visibility[o.instance_id].depth_median) for o in (a, b)]
+    object_gap = object_gap_in_point_order(depths, object_depths)
+    margin = min(gap_margin(*depths, POINT_GAP_M, POINT_GAP_REL), object_gap)
+    if margin < 0 or object_gap <= 0:
         return None
     colors = [str(c) for c in rng.choice(list(MARKER_COLORS), size=2, replace=False)]
     relation = str(rng.choice(list(RELATIONS)))
@@ -102,7 +115,8 @@ def _pair_sample(ctx: SceneContext, frame: Frame, rng, balancer: LetterBalancer)
         answer = {"type": "text", "value": answer_text, "options": [_name(a), _name(b)]}
         reward = {"fn": "option_text"}
     meta = {"form": "points", "frame_ids": [frame.frame_id], "instance_ids": [a.instance_id, b.instance_id], "relation": relation,
-            "markers": [m.to_meta() for m in markers], "depths_m": [round(d, 4) for d in depths], "margin_m": round(margin, 4)}
+            "markers": [m.to_meta() for m in markers], "depths_m": [round(d, 4) for d in depths],
+            "object_depths_m": [round(d, 4) for d in object_depths], "margin_m": round(margin, 4)}
     return ctx.sample(SKILL, question, answer_text, answer, reward, [ctx.image_media(frame, markers)], meta, "single", SKILL)
 
 

@@ -9,13 +9,17 @@ Emits `video_others` (VST type `video`) in two forms, VSI-Bench prompt style (be
 - frame locate: "at which second does the {category} first appear" (first frame with >= ctx.min_pixels pixels,
   seconds from the first frame, >= `MIN_FIRST_APPEARANCE_S`). Reward "numeric" with a relative tolerance equal to
   max(`LOCATE_TOLERANCE_S`, one frame interval) / answer: half a second because VST's SFT samples videos at
-  2 fps (paper.md §2.5), so a finer time cannot be seen; never finer than the video's own frame interval.
+  2 fps (paper.md §2.5), so a finer time cannot be seen; never finer than the video's own frame interval. The
+  tolerance is stored with `LOCATE_TOLERANCE_DECIMALS` decimals, rounded up and relative to the stored answer
+  (seconds, 2 decimals), so the window it allows is never narrower than that: 0.5 s at 1.5 s is 0.3334, not
+  0.3333 (which would allow only 0.49995 s).
 Referents are unique in the scene and seen in the video.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Iterator
 
 import numpy as np
@@ -34,6 +38,7 @@ MAP_SAMPLES = 3
 MAP_HEADING_MARGIN_DEG = 15.0
 MIN_FIRST_APPEARANCE_S = 1.0
 LOCATE_TOLERANCE_S = 0.5
+LOCATE_TOLERANCE_DECIMALS = 4
 MAX_LOCATE_SAMPLES = 6
 
 MAP_TEMPLATES = [
@@ -89,9 +94,12 @@ def map_cells(points_xy, floor_polygon, rotation: np.ndarray, cells: int = GRID_
     return grid, edge.min(axis=1)
 
 
-def locate_tolerance(first_seconds: float, fps: float) -> float:
-    """Relative tolerance for the frame-locate answer: max(0.5 s, one frame) over the answer."""
-    return max(LOCATE_TOLERANCE_S, 1.0 / fps) / first_seconds
+def locate_tolerance(answer_seconds: float, fps: float, decimals: int = LOCATE_TOLERANCE_DECIMALS) -> float:
+    """Relative tolerance for the frame-locate answer: max(0.5 s, one frame) over the answer, rounded UP to
+    `decimals`, so tolerance x answer is never below max(0.5 s, one frame). Pass the answer as stored (rounded)."""
+    scale = 10**decimals
+    exact = max(LOCATE_TOLERANCE_S, 1.0 / fps) / answer_seconds * scale
+    return math.ceil(exact - 1e-9) / scale  # - 1e-9: float noise on an exact step (5000.000000001) must not add one
 
 
 # -- samples ----------------------------------------------------------------------------------------------------
@@ -124,7 +132,7 @@ def _locate_sample(ctx, frames, first, obj, rng) -> Sample:
             "pixels": frame.visibility[obj.instance_id].pixels, "pixels_before": previous.pixels if previous else 0,
             "min_pixels": ctx.min_pixels(frame), "margin_s": round(seconds - MIN_FIRST_APPEARANCE_S, 3)}
     answer = {"type": "number", "value": value, "unit": "s"}
-    reward = {"fn": "numeric", "kwargs": {"tolerance": round(locate_tolerance(seconds, fps), 4)}}
+    reward = {"fn": "numeric", "kwargs": {"tolerance": locate_tolerance(value, fps)}}
     return ctx.sample(SKILL, numeric_prompt(question), format_seconds(seconds), answer, reward,
                       [ctx.video_media(frames, fps)], meta, "video", "video")
 
