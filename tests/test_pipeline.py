@@ -16,6 +16,7 @@ TINY_RUN = {
     "heldout": {"n": 1, "seed": 7, "samples": 24},
     "vst_p": {"recipe": "recipe.yaml", "n": 40},
     "vst_r": {"recipe": "vst-r", "n": 16},
+    "general": {"samples": 12, "seed": 5},
     "eval": {"batch_size": 8, "max_new_tokens": 4, "think_max_new_tokens": 8},
     "stages": {
         "sft": {"config": "{root}/configs/train/tiny-cpu-sft.yaml", "overrides": ["max_steps=3"]},
@@ -77,6 +78,14 @@ def test_tiny_pipeline_runs_every_stage_writes_the_report_and_resumes(tmp_path, 
         assert scores["benchmark"] == "vst-synth" and scores["n"] > 0
     report = (out / "report.md").read_text()
     assert "| skill | chance | base | sft | coldstart | rl |" in report
+    data = json.loads((out / "report.json").read_text())
+    assert set(data["stages"]) == {"base", "sft", "coldstart", "rl"} and data["wall_s"] > 0
+    for block in data["stages"].values():
+        assert block["n"] > 0 and block["ci95"][0] <= block["overall"] <= block["ci95"][1]
+        assert set(block["modalities"]) <= {"single_image", "multi_image", "video"} and block["skills"]
+    assert set(data["general"]) == {"base", "rl"} and data["general_detail"]["base"]["n"] == 12
+    assert any(t["target"].startswith("SFT: overall") for t in data["targets"])
+    assert "bootstrap 95 % intervals" in report
     assert "si_depth_comparison" in report and "## Examples" in report
     for picture in ("accuracy.png", "curves.png"):
         assert (out / "report" / picture).stat().st_size > 10_000

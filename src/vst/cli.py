@@ -30,7 +30,7 @@ data_app = typer.Typer(help="Spatial QA data: scenes -> VST-P samples -> parquet
 app.add_typer(data_app, name="data")
 eval_app = typer.Typer(help="Benchmarks with official scoring: run a model, re-score predictions, report.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
-train_app = typer.Typer(help="Progressive training: sft (stage 1), coldstart (stage 2, CoT), rl (stage 3, GRPO).", no_args_is_help=True)
+train_app = typer.Typer(help="Progressive training: base (the tiny base model), sft (stage 1), coldstart (stage 2, CoT), rl (stage 3, GRPO).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 infer_app = typer.Typer(help="Inference with a checkpoint: chat (optionally thinking), 3D detection drawn on the image.", no_args_is_help=True)
 app.add_typer(infer_app, name="infer")
@@ -373,6 +373,15 @@ def _train(config: Path, overrides: list[str], stage: str = "sft") -> None:
         # good run and the launcher reports a failure (spec training.md §7.7).
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+@train_app.command("base")
+def train_base_command(
+    config: Annotated[Path, typer.Option("--config", help="YAML: SFT keys plus the base's data/model keys (configs/train/tiny-base.yaml).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. max_steps=2 output_dir=runs/b.")] = None,
+) -> None:
+    """Pretrain the tiny base (general, non-spatial data vst generates); re-running resumes from its checkpoints."""
+    _train(config, overrides or [], stage="base")
 
 
 @train_app.command("sft")

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 STAGES = ("sft", "coldstart", "rl")
 DEFAULT_CONFIG = "configs/pipeline/tiny-cpu.yaml"
 EXAMPLES = 6
+TIMINGS_FILE = "timings.json"
 
 
 class _Strict(BaseModel):
@@ -52,6 +53,14 @@ class HeldOutConfig(_Strict):
     n: int = Field(4, ge=1)
     seed: int = 1000  # scenes of another seed: no room, layout or frame is shared with training
     samples: int = Field(240, ge=1)
+
+
+class GeneralConfig(_Strict):
+    """The general held-out set: the base model's own non-spatial tasks (`vst.data.pretrain`) on the held-out rooms,
+    scored before and after spatial tuning (does tuning keep general ability?)."""
+
+    samples: int = Field(300, ge=0)  # 0 turns it off
+    seed: int = 2000
 
 
 class DataConfig(_Strict):
@@ -84,6 +93,7 @@ class PipelineConfig(_Strict):
     heldout: HeldOutConfig = HeldOutConfig()
     vst_p: DataConfig = DataConfig()
     vst_r: DataConfig = DataConfig(recipe="vst-r", n=240)
+    general: GeneralConfig = GeneralConfig()
     eval: EvalConfig = EvalConfig()
     stages: dict[str, StageConfig] = Field(default_factory=dict)
 
@@ -143,14 +153,23 @@ class Pipeline:
         self._step("scenes", self.make_scenes, main_only=True)
         self._step("VST-P data", self.make_vst_p, main_only=True)
         self._step("VST-R data", self.make_vst_r, main_only=True)
+        general = self.config.general.samples > 0
+        if general:
+            self._step("general data", self.make_general, main_only=True)
         model = self.config.model
         self._step("evaluate base", lambda: self.evaluate("base", model, think=False), main_only=True)
+        if general:
+            self._step("evaluate general base", lambda: self.evaluate_general("base", model), main_only=True)
+        last = "base"
         for stage in STAGES:
             settings = self.config.stages.get(stage)
             if settings is None or not settings.enabled:
                 continue
             model = self._step(f"train {stage}", lambda: self.train(stage, settings, model))
             self._step(f"evaluate {stage}", lambda: self.evaluate(stage, model, think=stage != "sft"), main_only=True)
+            last = stage
+        if general and last != "base":
+            self._step(f"evaluate general {last}", lambda: self.evaluate_general(last, model), main_only=True)
         return self._step("report", self.report, main_only=True)
 
     def _step(self, name: str, work: Callable[[], Any], main_only: bool = False) -> Any:
@@ -166,6 +185,12 @@ class Pipeline:
         result = work()
         self.timings[name] = time.perf_counter() - start
         self.log(f"{name} done in {self.timings[name]:.0f} s")
+        if _rank() == 0:  # kept across resumed runs: the report's wall time counts every step once
+            from vst.scene.types import atomic_write_text
+
+            saved = self.out / TIMINGS_FILE
+            timings = json.loads(saved.read_text()) if saved.is_file() else {}
+            atomic_write_text(saved, json.dumps({**timings, name: round(self.timings[name], 1)}, indent=1) + "\n")
         if main_only:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(f"{self.timings[name]:.1f}\n")
@@ -210,6 +235,22 @@ class Pipeline:
         run_reason(ReasonConfig(scenes=self.out / "scenes" / "train", out=self.out / "data" / "vst-r", recipe=recipe,
                                 n=self.config.vst_r.n, seed=self.config.seed, resume=True))
 
+    def make_general(self) -> None:
+        """The general held-out shard (`data/general`): base tasks on the held-out rooms' stills."""
+        from vst.data import pretrain
+        from vst.data.shards import write_samples
+
+        shard = self.out / "data" / "general" / "general-heldout.parquet"
+        if shard.is_file():
+            return
+        rooms = sorted(p for p in (self.out / "scenes" / "heldout").iterdir() if (p / "scene.json").is_file())
+        context = pretrain.Context(pretrain.room_frames(rooms))
+        samples = pretrain.generate(self.config.general.samples, self.config.general.seed, context, prefix="general")
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        partial = shard.with_name(shard.name + ".partial")
+        write_samples(partial, samples)
+        os.replace(partial, shard)
+
     def _recipe_arg(self, recipe: str) -> str:
         return str(_resolve(recipe, self.folder)) if recipe.endswith((".yaml", ".yml")) else recipe
 
@@ -236,7 +277,14 @@ class Pipeline:
         return str(train_stage(config_path, overrides, stage))
 
     # evaluation
-    def evaluate(self, stage: str, model: str, think: bool) -> dict:
+    def evaluate_general(self, stage: str, model: str) -> dict:
+        """Asked directly (default system prompt), with room for a trace after the CoT stages."""
+        tokens = self.config.eval.think_max_new_tokens if stage in ("coldstart", "rl") else None
+        return self.evaluate(stage, model, think=False, benchmark_dir=self.out / "data" / "general",
+                             out=self.out / "eval-general" / stage, max_new_tokens=tokens)
+
+    def evaluate(self, stage: str, model: str, think: bool, benchmark_dir: Path | None = None,
+                 out: Path | None = None, max_new_tokens: int | None = None) -> dict:
         from vst.eval.backends import make_backend
         from vst.eval.benchmarks import load_all
         from vst.eval.media import MediaBudget
@@ -248,10 +296,13 @@ class Pipeline:
         sizes = {k: v for k, v in (("image_max_pixels", e.image_max_pixels), ("video_min_pixels", e.video_min_pixels),
                                    ("video_total_pixels", e.video_total_pixels)) if v is not None}
         backend = StageBackend(make_backend(model), THINKING_SYSTEM_PROMPT if think else None, MediaBudget(**sizes) if sizes else None)
-        config = RunConfig("vst-synth", self.out / "eval" / stage, source=str(self.out / "data" / "heldout"), limit=e.limit,
-                           batch_size=e.batch_size, max_new_tokens=e.think_max_new_tokens if think else e.max_new_tokens)
+        source = benchmark_dir or self.out / "data" / "heldout"
+        config = RunConfig("vst-synth", out or self.out / "eval" / stage, source=str(source), limit=e.limit,
+                           batch_size=e.batch_size,
+                           max_new_tokens=max_new_tokens or (e.think_max_new_tokens if think else e.max_new_tokens))
         scores = run(config, backend)
-        self.log(f"{stage}: vst-synth overall {scores['overall']:.1f} % over {scores['n']} items ({scores['n_unparsed']} unparsed)")
+        what = "general held-out" if benchmark_dir else "vst-synth"
+        self.log(f"{stage}: {what} overall {scores['overall']:.1f} % over {scores['n']} items ({scores['n_unparsed']} unparsed)")
         return scores
 
     def report(self) -> Path:
@@ -274,26 +325,40 @@ class StageBackend:
 
 
 # -- chance ----------------------------------------------------------------------------------------------------------
-def chance_scores(heldout_rows: list[dict], train_samples) -> dict[str, float]:
-    """Per skill, percent: the expected score of a uniform guess, or for numbers the MRA of the training median."""
+def chance_items(heldout_rows: list[dict], train_samples) -> list[dict]:
+    """Per held-out item, `{skill, modality, score}`: the expected score of a uniform guess, or for numbers the MRA of
+    the training median (items of other answer types are left out, as vst-synth leaves them out)."""
     from vst.eval.parsing import mean_relative_accuracy
+    from vst.eval.summary import MODALITIES
 
     medians: dict[str, list[float]] = defaultdict(list)
     for sample in train_samples:
         if sample.answer.get("type") == "number":
             medians[sample.skill].append(float(sample.answer["value"]))
-    scores: dict[str, list[float]] = defaultdict(list)
+    items = []
     for row in heldout_rows:
         answer, skill = row["answer"], row["skill"]
         kind = answer.get("type")
         if kind in ("mc", "text") and answer.get("options"):
-            scores[skill].append(1.0 / len(answer["options"]))
+            score = 1.0 / len(answer["options"])
         elif kind == "yesno":
-            scores[skill].append(0.5)
+            score = 0.5
         elif kind == "order":
-            scores[skill].append(1.0 / math.factorial(len(answer["value"])))
+            score = 1.0 / math.factorial(len(answer["value"]))
         elif kind == "number" and medians.get(skill):
-            scores[skill].append(mean_relative_accuracy(float(np.median(medians[skill])), float(answer["value"])))
+            score = mean_relative_accuracy(float(np.median(medians[skill])), float(answer["value"]))
+        else:
+            continue
+        items.append({"skill": skill, "modality": MODALITIES.get(row.get("modality", ""), "other"), "score": score,
+                      "unparsed": False})
+    return items
+
+
+def chance_scores(heldout_rows: list[dict], train_samples) -> dict[str, float]:
+    """Per skill, percent: the expected score of a uniform guess, or for numbers the MRA of the training median."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    for item in chance_items(heldout_rows, train_samples):
+        scores[item["skill"]].append(item["score"])
     return {skill: 100.0 * float(np.mean(values)) for skill, values in sorted(scores.items())}
 
 
@@ -307,7 +372,8 @@ def _stage_results(out: Path) -> dict[str, dict]:
     return results
 
 
-def _accuracy_chart(results: dict[str, dict], chance: dict[str, float], path: Path) -> None:
+def _accuracy_chart(results: dict[str, dict], chance: dict[str, float], path: Path, data: dict | None = None) -> None:
+    """Horizontal bars per skill and stage, with 95 % intervals when `data` (report.json) has them, chance dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -315,12 +381,18 @@ def _accuracy_chart(results: dict[str, dict], chance: dict[str, float], path: Pa
 
     skills = sorted({s for r in results.values() for s in r["categories"]})
     stages = list(results)
+    intervals = (data or {}).get("stages", {})
     figure, axis = plt.subplots(figsize=(9, 0.55 * len(skills) + 1.5), dpi=110)
     height = 0.8 / max(len(stages), 1)
     colors = {"base": "#9e9e9e", "sft": "#1f77b4", "coldstart": "#ff7f0e", "rl": "#2ca02c"}
     for k, stage in enumerate(stages):
-        values = [results[stage]["categories"].get(s, np.nan) for s in skills]
-        axis.barh(np.arange(len(skills)) + k * height, values, height, label=stage, color=colors.get(stage))
+        values = np.array([results[stage]["categories"].get(s, np.nan) for s in skills])
+        errors = None
+        if stage in intervals:
+            cis = [intervals[stage]["skills"].get(s, {}).get("ci95", [np.nan, np.nan]) for s in skills]
+            errors = np.abs(np.array(cis).T - values)
+        axis.barh(np.arange(len(skills)) + k * height, values, height, label=stage, color=colors.get(stage),
+                  xerr=errors, error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#333333"})
     for i, skill in enumerate(skills):
         if skill in chance:
             axis.plot([chance[skill]] * 2, [i - 0.1, i + 0.9], color="black", linewidth=1.5, linestyle="--",
@@ -330,7 +402,7 @@ def _accuracy_chart(results: dict[str, dict], chance: dict[str, float], path: Pa
     axis.set_xlabel("held-out vst-synth score (%)")
     axis.set_xlim(0, 100)
     axis.legend(fontsize=8, loc="lower right")
-    axis.set_title("Held-out score per skill by stage (dashed: chance)", fontsize=10)
+    axis.set_title("Held-out score per skill by stage (bars: 95 % CI; dashed: chance)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -400,8 +472,119 @@ def _examples(out: Path, results: dict[str, dict], count: int = EXAMPLES) -> lis
     return lines
 
 
+def _predictions(folder: Path) -> Path | None:
+    path = folder / "predictions.jsonl"
+    return path if path.is_file() else None
+
+
+def report_data(out: Path, timings: dict[str, float] | None = None) -> dict:
+    """What `report.json` holds (percent): chance and every evaluated stage on held-out vst-synth, overall, per
+    modality and per skill, each with n and a bootstrap 95 % interval (`vst.eval.summary`); the general held-out set
+    before and after spatial tuning; the wall time of every step; and the issue's targets, met or not."""
+    from vst.data.shards import read_samples
+    from vst.eval.benchmarks.vst_synth import load_rows
+    from vst.eval.summary import chance_summary, item_scores, summarise
+
+    rows = load_rows(str(out / "data" / "heldout"))
+    chance = chance_summary(chance_items(rows, read_samples(vst_p_shard(out))))
+    stages = {stage: summarise(item_scores(path)) for stage in ("base", *STAGES)
+              if (path := _predictions(out / "eval" / stage))}
+    general = {}
+    for stage in ("base", *STAGES):
+        path = _predictions(out / "eval-general" / stage)
+        if path is None:
+            continue
+        items = item_scores(path)
+        mc = [item for item in items if item["kind"] == "mc"]
+        general[stage] = {**summarise(items), "mc": summarise(mc)["overall"] if mc else None,
+                          "parsed_pct": round(100.0 * (1 - sum(i["unparsed"] for i in items) / max(len(items), 1)), 1)}
+    saved = out / TIMINGS_FILE
+    timings = {**(json.loads(saved.read_text()) if saved.is_file() else {}), **(timings or {})}
+    data = {"wall_s": round(sum(timings.values()), 1), "timings_s": timings, "chance": chance, "stages": stages,
+            "general": {stage: value["overall"] for stage, value in general.items()}, "general_detail": general}
+    data["targets"] = check_targets(data)
+    return data
+
+
+def check_targets(data: dict) -> list[dict]:
+    """The demo's targets (issue 12) against the measured numbers: `[{target, measured, met}]`."""
+    chance, stages, general = data["chance"], data["stages"], data["general_detail"]
+    checks = []
+
+    def check(target: str, measured, met) -> None:
+        checks.append({"target": target, "measured": measured, "met": bool(met) if measured is not None else None})
+
+    if "base" in general:
+        check("base: >= 95 % of general answers parse", general["base"]["parsed_pct"],
+              general["base"]["parsed_pct"] >= 95)
+        mc = general["base"]["mc"]
+        check("base: general held-out multiple choice >= 90 %", mc, mc is not None and mc >= 90)
+    if "sft" in stages:
+        sft = stages["sft"]
+        check(f"SFT: overall >= chance + 15 ({chance['overall'] + 15:.1f})", sft["overall"],
+              sft["overall"] >= chance["overall"] + 15)
+        for modality, value in sft["modalities"].items():
+            floor = chance["modalities"].get(modality, 0.0) + 10
+            check(f"SFT: {modality} >= chance + 10 ({floor:.1f})", value["score"], value["score"] >= floor)
+        depth = sft["skills"].get("si_depth_comparison", {}).get("score")
+        check("SFT: si_depth_comparison >= 75", depth, depth is not None and depth >= 75)
+    if "coldstart" in stages:
+        cold = stages["coldstart"]
+        unparsed = round(100.0 * cold["n_unparsed"] / max(cold["n"], 1), 1)
+        check("cold start: <= 5 % unparsed", unparsed, unparsed <= 5)
+        if "sft" in stages:
+            check(f"cold start: overall >= SFT - 2 ({stages['sft']['overall'] - 2:.1f})", cold["overall"],
+                  cold["overall"] >= stages["sft"]["overall"] - 2)
+    if "rl" in stages and "coldstart" in stages:
+        floor = stages["coldstart"]["overall"] + 3
+        check(f"GRPO: overall >= cold start + 3 ({floor:.1f})", stages["rl"]["overall"], stages["rl"]["overall"] >= floor)
+    finals = [stage for stage in STAGES if stage in general]
+    if "base" in general and finals:
+        drop = round(general["base"]["overall"] - general[finals[-1]]["overall"], 1)
+        check(f"general held-out: drop base -> {finals[-1]} <= 5 points", drop, drop <= 5)
+    check("vst demo wall clock <= 15 min", round(data["wall_s"] / 60, 1), data["wall_s"] <= 900)
+    return checks
+
+
+def _ci(block: dict) -> str:
+    low, high = block["ci95"]
+    return f"{block['score'] if 'score' in block else block['overall']:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def _summary_lines(data: dict) -> list[str]:
+    """Markdown tables of report.json: overall and per modality, per skill (with n and 95 % intervals), general."""
+    stages, chance = data["stages"], data["chance"]
+    names = list(stages)
+    lines = ["| | chance | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    first = stages[names[0]]
+    lines.append(f"| **overall** (n = {first['n']}) | {chance['overall']:.1f} | "
+                 + " | ".join(f"**{_ci(stages[s])}**" for s in names) + " |")
+    for modality in first["modalities"]:
+        cells = [_ci(stages[s]["modalities"][modality]) if modality in stages[s]["modalities"] else "-" for s in names]
+        lines.append(f"| {modality} (n = {first['modalities'][modality]['n']}) | "
+                     f"{chance['modalities'].get(modality, float('nan')):.1f} | " + " | ".join(cells) + " |")
+    for skill in first["skills"]:
+        cells = [_ci(stages[s]["skills"][skill]) if skill in stages[s]["skills"] else "-" for s in names]
+        lines.append(f"| {skill} (n = {first['skills'][skill]['n']}) | {chance['skills'].get(skill, float('nan')):.1f} | "
+                     + " | ".join(cells) + " |")
+    lines.append("| unparsed answers | | " + " | ".join(str(stages[s]["n_unparsed"]) for s in names) + " |")
+    general = data["general_detail"]
+    if general:
+        lines += ["", "General held-out (the base model's own non-spatial tasks on the held-out rooms; percent, 95 % CI):",
+                  "", "| stage | overall | multiple choice | answers parsed |", "|---|---|---|---|"]
+        for stage, block in general.items():
+            mc = "-" if block["mc"] is None else f"{block['mc']:.1f}"
+            lines.append(f"| {stage} (n = {block['n']}) | {_ci(block)} | {mc} | {block['parsed_pct']:.1f} % |")
+    lines += ["", "Targets (issue 12):", "", "| target | measured | met |", "|---|---|---|"]
+    for check in data["targets"]:
+        met = {True: "yes", False: "**no**", None: "-"}[check["met"]]
+        lines.append(f"| {check['target']} | {check['measured']} | {met} |")
+    return lines
+
+
 def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
-    """`out/report.md` with `report/accuracy.png` and `report/curves.png`; returns the markdown path."""
+    """`out/report.md` and `out/report.json` with `report/accuracy.png` and `report/curves.png`; returns the
+    markdown path."""
     from vst.data.shards import read_samples
     from vst.eval.benchmarks.vst_synth import load_rows
     from vst.scene.types import atomic_write_text
@@ -413,7 +596,9 @@ def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rows = load_rows(str(out / "data" / "heldout"))
     chance = chance_scores(rows, read_samples(vst_p_shard(out)))
-    _accuracy_chart(results, chance, folder / "accuracy.png")
+    data = report_data(out, timings)
+    atomic_write_text(out / "report.json", json.dumps(data, indent=1) + "\n")
+    _accuracy_chart(results, chance, folder / "accuracy.png", data)
     has_curves = _curves(out, folder / "curves.png")
     skills = sorted({s for r in results.values() for s in r["categories"]})
     stages = list(results)
@@ -428,13 +613,16 @@ def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
     mean_chance = np.mean([chance[s] for s in skills if s in chance]) if chance else float("nan")
     lines.append(f"| **overall** | {mean_chance:.1f} | " + " | ".join(f"**{results[s]['overall']:.1f}**" for s in stages) + " |")
     lines.append("| unparsed answers | | " + " | ".join(str(results[s]["n_unparsed"]) for s in stages) + " |")
+    lines += ["", "With n and bootstrap 95 % intervals (items resampled within each skill; `report.json` holds the "
+              "same numbers):", "", *_summary_lines(data)]
     lines += ["", "![per-skill scores](report/accuracy.png)", ""]
     if has_curves:
         lines += ["## Training curves", "", "![curves](report/curves.png)", ""]
     lines += ["## Examples", "", *_examples(out, results)]
-    if timings:
+    if data["timings_s"]:
         lines += ["## Time per step", "", "| step | seconds |", "|---|---|"]
-        lines += [f"| {name} | {seconds:.0f} |" for name, seconds in timings.items()]
+        lines += [f"| {name} | {seconds:.0f} |" for name, seconds in data["timings_s"].items()]
+        lines.append(f"| **all** | {data['wall_s']:.0f} |")
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -6,6 +6,8 @@ import json
 import re
 import threading
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,6 +65,22 @@ def test_every_templated_trace_passes_format_and_its_reward(templated):
         assert score(sample.reward["fn"], sample.response, sample.answer) == 1.0, sample.response
         assert passes(sample, sample.response)
         assert "directly" not in sample.question
+
+
+def test_short_traces_keep_only_the_rule_and_still_pass_their_reward(templated, scenes, tmp_path):
+    """`trace: short` (configs/pipeline/tiny-cpu-reason.yaml): the rule applied to the facts, then the answer."""
+    recipe = load_reason_recipe(str(Path(__file__).resolve().parents[2] / "configs" / "pipeline" / "tiny-cpu-reason.yaml"))
+    assert recipe.trace == "short"
+    run_reason(ReasonConfig(scenes=scenes, out=tmp_path / "short", recipe=recipe, n=80, seed=0))
+    short = list(read_samples(tmp_path / "short" / "vst-r-cot.parquet"))
+    full = {s.meta_info["source_id"]: s.response for s in read_samples(templated[0] / "vst-r-cot.parquet")}
+    assert len(short) >= 30
+    for sample in short:
+        assert score("format", sample.response, sample.answer) == 1.0
+        assert score(sample.reward["fn"], sample.response, sample.answer) == 1.0, sample.response
+    shared = [s for s in short if s.meta_info["source_id"] in full]
+    assert shared and all(len(s.response) < len(full[s.meta_info["source_id"]]) for s in shared)
+    assert np.median([len(s.response) for s in short]) < 0.6 * np.median([len(r) for r in full.values()])
 
 
 def test_numbers_in_traces_match_the_scene_geometry(templated, scenes):
@@ -238,6 +256,9 @@ def test_recipe_errors_name_the_key(tmp_path):
         load_reason_recipe(str(bad))
     bad.write_text("cot: {sr_single_image: -1}\n")
     with pytest.raises(ValueError, match="cot.sr_single_image: weight"):
+        load_reason_recipe(str(bad))
+    bad.write_text("trace: long\ncot: {sr_single_image: 1}\n")
+    with pytest.raises(ValueError, match="trace: expected one of full, short"):
         load_reason_recipe(str(bad))
     quotas = load_reason_recipe("vst-r").spatial_quotas(520)
     assert quotas[("cot", "sr_single_image")] == 150 and quotas[("rl", "sr_object_object")] == 50

@@ -118,6 +118,23 @@ def test_multi_turn_labels_every_assistant_turn(tiny_model):
     assert tiny_model[1].tokenizer.decode(batch["input_ids"][0][kept]) == "A1<|im_end|>A2<|im_end|>"
 
 
+def test_all_token_labels_cover_every_text_token(tiny_model, mixed_samples):
+    """`loss_on="all"` (pretraining the base): every real token is a label except padding and visual placeholders."""
+    processor = tiny_model[1]
+    batch = encode_for_training(mixed_samples, processor, SMALL, loss_on="all")
+    ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
+    media = torch.isin(ids, torch.tensor([processor.tokenizer.convert_tokens_to_ids(t)
+                                          for t in ("<|image_pad|>", "<|video_pad|>")]))
+    assert media.any() and not mask.all()  # the batch has both visual tokens and padding to leave out
+    kept = labels != IGNORE_INDEX
+    assert torch.equal(kept, mask.bool() & ~media)
+    assert torch.equal(labels[kept], ids[kept])
+    assistant = encode_for_training(mixed_samples, processor, SMALL)["labels"] != IGNORE_INDEX
+    assert (assistant & ~kept).sum() == 0 and kept.sum() > 3 * assistant.sum()
+    with pytest.raises(ValueError, match="loss_on"):
+        encode_for_training(mixed_samples, processor, SMALL, loss_on="answers")
+
+
 def test_training_pads_right_and_generation_pads_left(tiny_model, mixed_samples, training_batch):
     mask = training_batch["attention_mask"]
     assert mask[:, 0].all() and not mask[:, -1].all()

@@ -99,3 +99,11 @@ def test_load_model_names_and_cache_dir(tiny_folder, monkeypatch):
     assert next(model.parameters()).dtype == torch.bfloat16 and not model.training
     with pytest.raises(ValueError, match="unknown dtype"):
         loading.load_model(str(tiny_folder), dtype="float33")
+
+
+def test_a_missing_shipped_checkpoint_says_how_to_make_it(monkeypatch, tmp_path):
+    from vst.models import loading
+
+    monkeypatch.setitem(loading.SHIPPED_MODELS, "tiny-base", tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="vst train base --config configs/train/tiny-base.yaml"):
+        loading.resolve("tiny-base")

@@ -46,6 +46,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {  # VST-R spatial categories -> the VS
     "sr_camera_camera": ("mi_camera_camera",),
 }
 SPLITS = ("cot", "rl")
+TRACE_STYLES = ("full", "short")
 DIFFICULTY_BOUNDS = {"m": (0.2, 0.6), "deg": (10.0, 25.0)}  # margin below the first: hard, below the second: medium
 TRACE_SOURCE = "template"
 
@@ -202,13 +203,22 @@ def referred_ids(sample: Sample) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-def template_trace(ctx: SceneContext, sample: Sample, rng: np.random.Generator) -> str | None:
-    """`<think>…</think>answer` for one SR sample, built from scene facts; None when a step has nothing to say."""
+def template_trace(ctx: SceneContext, sample: Sample, rng: np.random.Generator, style: str = "full") -> str | None:
+    """`<think>…</think>answer` for one SR sample, built from scene facts; None when a step has nothing to say.
+
+    style "full": describe each view, the camera motion and the merged layout, then apply the question's rule;
+    "short": only the rule applied to the facts and the conclusion (a trace a tiny model can finish)."""
     scene = ctx.scene
     frames = [scene.frame(f) for f in sample.meta_info.get("frame_ids", [])]
     ids = referred_ids(sample)
     if not all(ctx.unique_in_scene(scene.object(i)) for i in ids):
         return None  # a trace names objects by category, so every object it reasons about must be the only one of its kind
+    if style == "short":
+        steps = [_reason(scene, sample)]
+        if steps[0] is None:
+            return None
+        conclusion, answer = final_answer(sample)
+        return f"<think>{steps[0]} {conclusion}</think>{answer}"
     labels = ["the image"] if len(frames) == 1 else [f"image {i + 1}" for i in range(len(frames))]
     steps = [describe_view(ctx, frame, label, ids, rng) for frame, label in zip(frames, labels)]
     if len(frames) == 2:
@@ -268,6 +278,7 @@ class ReasonRecipe:
     name: str
     weights: dict[str, dict[str, float]]  # split -> category -> weight (thousands of items in VST-R)
     description: str = ""
+    trace: str = "full"  # template traces: "full" (describe views, motion, layout, then reason) or "short" (reason only)
 
     def spatial_quotas(self, n: int) -> dict[tuple[str, str], int]:
         """Spatial items per (split, category) for `n` spatial items in all, proportional to the weights."""
@@ -287,9 +298,11 @@ def load_reason_recipe(name_or_path: str) -> ReasonRecipe:
 
     data, source = read_recipe(name_or_path)
     path = Path(name_or_path)
-    unknown = set(data) - {"name", "description", *SPLITS}
+    unknown = set(data) - {"name", "description", "trace", *SPLITS}
     if unknown:
-        raise ValueError(f"{source}: {sorted(unknown)[0]}: unknown key (expected name, description, cot, rl)")
+        raise ValueError(f"{source}: {sorted(unknown)[0]}: unknown key (expected name, description, trace, cot, rl)")
+    if data.get("trace", "full") not in TRACE_STYLES:
+        raise ValueError(f"{source}: trace: expected one of {', '.join(TRACE_STYLES)}, got {data['trace']!r}")
     known = set(CATEGORIES) | set(GENERAL_CATEGORIES)
     for split in SPLITS:
         for category, weight in (data.get(split) or {}).items():
@@ -300,11 +313,11 @@ def load_reason_recipe(name_or_path: str) -> ReasonRecipe:
     if not any(data.get(split) for split in SPLITS):
         raise ValueError(f"{source}: expected a `cot` and/or `rl` mapping of category to weight")
     return ReasonRecipe(data.get("name", path.stem), {s: {k: float(v) for k, v in (data.get(s) or {}).items()} for s in SPLITS},
-                        data.get("description", ""))
+                        data.get("description", ""), data.get("trace", "full"))
 
 
 def reason_scene(ctx: SceneContext, quotas: dict[tuple[str, str], int], seed: int, scene_index: int,
-                 teacher: Teacher | None = None) -> tuple[dict[str, list[Sample]], TeacherStats, dict[str, str]]:
+                 teacher: Teacher | None = None, trace: str = "full") -> tuple[dict[str, list[Sample]], TeacherStats, dict[str, str]]:
     """One scene's VST-R items: {"cot": [...], "rl": [...]}, teacher stats, and errors per category (reported, skipped)."""
     from vst.data.teacher import TeacherStats
 
@@ -323,7 +336,7 @@ def reason_scene(ctx: SceneContext, quotas: dict[tuple[str, str], int], seed: in
                 out["cot"] += kept
                 stats.add(teacher_stats)
             else:
-                traced = ((item, template_trace(ctx, item, rng)) for item in items)
+                traced = ((item, template_trace(ctx, item, rng, trace)) for item in items)
                 checked = ((item, trace) for item, trace in traced if trace is not None and passes(item, trace))
                 out["cot"] += [cot_sample(item, category, trace, TRACE_SOURCE) for item, trace in itertools.islice(checked, quota)]
         except Exception as error:  # one broken category on one scene must not stop the run; it is reported
@@ -353,7 +366,7 @@ class ReasonConfig:
     def fingerprint(self) -> str:
         from vst import __version__
 
-        payload = {"recipe": [self.recipe.name, self.recipe.weights], "n": self.n, "seed": self.seed,
+        payload = {"recipe": [self.recipe.name, self.recipe.weights, self.recipe.trace], "n": self.n, "seed": self.seed,
                    "teacher": [self.teacher_url is not None, self.teacher_model], "version": __version__,
                    "general": {k: str(v) for k, v in sorted(self.general.items())}}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -440,7 +453,7 @@ def _reason_part(config: ReasonConfig, folder: Path, scene_index: int, scene_cou
         return {"skipped": str(error), "rows": {}}
     ctx = SceneContext(scene, folder)
     quotas = scene_quotas(totals, scene_index, scene_count)
-    samples, stats, errors = reason_scene(ctx, quotas, config.seed, scene_index, teacher)
+    samples, stats, errors = reason_scene(ctx, quotas, config.seed, scene_index, teacher, config.recipe.trace)
     rows = {split: write_samples(parts / f"{folder.name}.{split}.parquet", samples[split]) for split in SPLITS}
     if stats.failed:
         errors["teacher"] = f"{stats.failed} request(s) failed for good; rerun with --resume to retry them ({stats.errors[0]})"

@@ -13,6 +13,9 @@ from vst.models.tiny import save_tiny
 
 # Names that build an offline tiny model instead of reading a checkpoint: name -> `tiny.SIZES` key.
 TINY_MODELS = {"tiny": "tiny", "tiny-medium": "medium", "tiny-small": "small"}
+# Pretrained checkpoints shipped inside the package: name -> folder. `tiny-base` is the tiny Qwen2.5-VL pretrained by
+# `vst train base` on general, non-spatial data (its model card: README.md in the folder).
+SHIPPED_MODELS = {"tiny-base": Path(__file__).parent / "weights" / "tiny-base"}
 
 
 def cache_dir() -> Path:
@@ -24,6 +27,12 @@ def resolve(path_or_name: str, cache: str | Path | None = None) -> str:
     """The folder or hub id to load: a tiny model name is built (once) under `cache` (default `cache_dir()`)."""
     if path_or_name in TINY_MODELS:
         return str(save_tiny(Path(cache or cache_dir()) / path_or_name, size=TINY_MODELS[path_or_name]))
+    if path_or_name in SHIPPED_MODELS:
+        folder = SHIPPED_MODELS[path_or_name]
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{folder}: the shipped {path_or_name} checkpoint is missing; rebuild it with "
+                                    "`vst train base --config configs/train/tiny-base.yaml output_dir=" f"{folder}`")
+        return str(folder)
     return str(path_or_name)
 
 
@@ -32,7 +41,7 @@ def load_model(
 ):
     """(model, processor) in eval mode on `device`.
 
-    path_or_name: "tiny" / "tiny-medium" / "tiny-small" (offline, built under `cache`), a local Hugging Face folder, or a hub id
+    path_or_name: "tiny" / "tiny-medium" / "tiny-small" (offline, built under `cache`), "tiny-base" (shipped), a local Hugging Face folder, or a hub id
     (needs network unless already in the hub cache). dtype: "float32", "bfloat16", "float16", "auto" (the
     checkpoint's) or a torch dtype.
     """

@@ -322,8 +322,10 @@ class SequenceTooLong(ValueError):
         self.ids = ids
 
 
-def encode_for_training(samples: Sequence[Sample | list[dict]], processor, budgets: Budgets = Budgets()):
-    """One right-padded batch (a `BatchFeature`: `.to(device)`) of whole conversations, labels on assistant turns.
+def encode_for_training(samples: Sequence[Sample | list[dict]], processor, budgets: Budgets = Budgets(),
+                        loss_on: str = "assistant"):
+    """One right-padded batch (a `BatchFeature`: `.to(device)`) of whole conversations, labels on assistant turns
+    (`loss_on="assistant"`, SFT) or on every text token (`"all"`, pretraining: `all_token_labels`).
 
     Returns input_ids, attention_mask, labels (B, L) int64 and, when present, pixel_values (N, 1176) + image_grid_thw
     (images, 3), pixel_values_videos + video_grid_thw (videos, 3) + second_per_grid_ts (videos,), mm_token_type_ids.
@@ -336,7 +338,12 @@ def encode_for_training(samples: Sequence[Sample | list[dict]], processor, budge
         too_long = [getattr(sample, "id", str(index)) for index, (sample, length) in enumerate(zip(samples, lengths))
                     if length > budgets.max_seq_len]
         raise SequenceTooLong(too_long, budgets.max_seq_len)
-    batch["labels"] = assistant_labels(batch["input_ids"], batch["attention_mask"], processor.tokenizer)
+    if loss_on == "assistant":
+        batch["labels"] = assistant_labels(batch["input_ids"], batch["attention_mask"], processor.tokenizer)
+    elif loss_on == "all":
+        batch["labels"] = all_token_labels(batch["input_ids"], batch["attention_mask"], processor.tokenizer)
+    else:
+        raise ValueError(f"loss_on: expected 'assistant' or 'all', got {loss_on!r}")
     return batch
 
 
@@ -367,6 +374,17 @@ def assistant_labels(input_ids, attention_mask, tokenizer):
             begin = header_end + 1  # the newline after the role is one token in byte-level BPE tokenizers
             stop = next((i for i in range(begin, last + 1) if ids[i] == end), last)
             labels[row, begin:stop + 1] = input_ids[row, begin:stop + 1]
+    return labels
+
+
+def all_token_labels(input_ids, attention_mask, tokenizer):
+    """Labels (B, L) for next-token loss over the whole conversation, as in pretraining: every real token except the
+    visual placeholders (`<|image_pad|>`, `<|video_pad|>`, whose embeddings are the vision tower's output) and padding.
+    """
+    media = [tokenizer.convert_tokens_to_ids(token) for token in ("<|image_pad|>", "<|video_pad|>")]
+    labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
+    for token in media:
+        labels = labels.masked_fill(input_ids == token, IGNORE_INDEX)
     return labels
 
 

@@ -18,10 +18,12 @@ Qwen2.5-VL folder has is here, spelled the same way, so code written against the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 QWEN_SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -117,8 +119,9 @@ def mrope_section(head_dim: int) -> list[int]:
     return [half - 2 * spatial, spatial, spatial]
 
 
-def build_tokenizer(vocab: int = 1024):
-    """A byte-level BPE `PreTrainedTokenizerFast` with Qwen's special tokens, eos `<|im_end|>`, pad `<|endoftext|>`."""
+def build_tokenizer(vocab: int = 1024, corpus: Sequence[str] = TOKENIZER_CORPUS):
+    """A byte-level BPE `PreTrainedTokenizerFast` with Qwen's special tokens, eos `<|im_end|>`, pad `<|endoftext|>`,
+    its merges learnt from `corpus` (default: a few chat/spatial sentences)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -131,7 +134,7 @@ def build_tokenizer(vocab: int = 1024):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    backend.train_from_iterator(list(TOKENIZER_CORPUS) * 20, trainer=trainer)
+    backend.train_from_iterator(list(corpus) * 20, trainer=trainer)
     backend.add_special_tokens(list(QWEN_SPECIAL_TOKENS))
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
@@ -204,15 +207,20 @@ def build_config(tokenizer, size: TinySize):
     )
 
 
-def build_tiny(size: str = "tiny", seed: int = 0):
-    """(model, processor): a randomly initialised Qwen2.5-VL of `size` ("tiny" | "medium" | "small"), in memory, fp32."""
+def build_tiny(size: str = "tiny", seed: int = 0, vocab: int | None = None, corpus: Sequence[str] | None = None):
+    """(model, processor): a randomly initialised Qwen2.5-VL of `size` ("tiny" | "medium" | "small"), in memory, fp32.
+
+    `vocab` and `corpus` replace the size's vocabulary and the tokenizer's training text (`vst train base` trains its
+    tokenizer on the base data so that every vocabulary word is one token)."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     if size not in SIZES:
         raise ValueError(f"unknown tiny model size {size!r}; choose one of {sorted(SIZES)}")
     dims = SIZES[size]
-    tokenizer = build_tokenizer(dims.vocab)
+    if vocab is not None:
+        dims = dataclasses.replace(dims, vocab=vocab)
+    tokenizer = build_tokenizer(dims.vocab, TOKENIZER_CORPUS if corpus is None else corpus)
     processor = build_processor(tokenizer)
     config = build_config(tokenizer, dims)
     torch.manual_seed(seed)
@@ -225,7 +233,8 @@ def build_tiny(size: str = "tiny", seed: int = 0):
     return model, processor
 
 
-def save_tiny(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
+def save_tiny(path: str | Path, size: str = "tiny", seed: int = 0, vocab: int | None = None,
+              corpus: Sequence[str] | None = None) -> Path:
     """Write a tiny model + processor folder at `path` (unless one is already complete there) and return it.
 
     The folder is written under a per-process staging name and renamed at the end, so an interrupted build never
@@ -239,7 +248,7 @@ def save_tiny(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     staging = path.with_name(f"{path.name}.incomplete-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        model, processor = build_tiny(size, seed)
+        model, processor = build_tiny(size, seed, vocab, corpus)
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         if path.exists() and not is_complete(path):

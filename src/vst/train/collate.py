@@ -23,15 +23,16 @@ class SampleCollator:
     into image tokens); a batch with nothing left is an error.
     """
 
-    def __init__(self, processor, budgets: Budgets = Budgets()):
+    def __init__(self, processor, budgets: Budgets = Budgets(), loss_on: str = "assistant"):
         self.processor = processor
         self.budgets = budgets
+        self.loss_on = loss_on  # "assistant" (SFT) or "all" (pretraining the base: `vst train base`)
         self.skipped: list[str] = []
 
     def __call__(self, rows: Sequence[dict | Sample]):
         samples = [row if isinstance(row, Sample) else Sample.from_row(row) for row in rows]
         try:
-            return encode_for_training(samples, self.processor, self.budgets)
+            return encode_for_training(samples, self.processor, self.budgets, self.loss_on)
         except SequenceTooLong as error:
             kept = [sample for sample in samples if sample.id not in error.ids]
             self.skipped += error.ids
@@ -39,7 +40,7 @@ class SampleCollator:
             logger.warning("skipping %d sample(s) longer than max_seq_len=%d: %s", len(error.ids), limit, error.ids)
             if not kept:
                 raise ValueError(f"every sample of a batch is longer than max_seq_len={limit}: {error.ids}") from None
-            return encode_for_training(kept, self.processor, self.budgets)
+            return encode_for_training(kept, self.processor, self.budgets, self.loss_on)
 
 
 class PaddingFreeMixin:
