@@ -100,6 +100,16 @@ def _words(ctx) -> tuple[str, ...]:
     return (ctx.words if ctx is not None and ctx.words else None) or WORDS
 
 
+def _place(rng, right: str, pool: Sequence[str], count: int,
+           exclude: Sequence[str] | None = None) -> tuple[list[str], int]:
+    """`count` options: `right` and `count - 1` others from `pool` (none of `exclude`, default `right`), `right` at
+    a random position; (options, index)."""
+    options = _choose(rng, pool, count - 1, exclude=[right] if exclude is None else exclude)
+    index = int(rng.integers(count))
+    options.insert(index, right)
+    return options, index
+
+
 def _options(rng, ctx) -> int:
     """How many options a multiple-choice item gets: 2 up to the context's `max_options`."""
     return int(rng.integers(2, (ctx.max_options if ctx is not None else 4) + 1))
@@ -184,9 +194,7 @@ def group_member(rng, ctx) -> Sample:
     count = _options(rng, ctx)
     right = str(rng.choice(GROUPS[group]))
     others = [w for name, words in GROUPS.items() if name != group for w in words if w not in GROUPS[group]]
-    options = _choose(rng, others, count - 1)
-    index = int(rng.integers(count))
-    options.insert(index, right)
+    options, index = _place(rng, right, others, count)
     article = "an" if group[0] in "aeiou" else "a"
     return _sample("group_member", _mc_prompt(f"Which option is {article} {group}?", options), LETTERS[index],
                    _mc_answer(options, index))
@@ -243,9 +251,7 @@ def think_group(rng, ctx) -> Sample:
     count = _options(rng, ctx)
     right = str(rng.choice(GROUPS[group]))
     others = [w for name, words in GROUPS.items() if name != group for w in words if w not in GROUPS[group]]
-    options = _choose(rng, others, count - 1)
-    index = int(rng.integers(count))
-    options.insert(index, right)
+    options, index = _place(rng, right, others, count)
     article = "an" if group[0] in "aeiou" else "a"
     trace = f"<think> {right} is {article} {group}. {right} is option {LETTERS[index]}. </think> {LETTERS[index]}"
     return _sample("think_group", _mc_prompt(f"Which option is {article} {group}?", options), trace,
@@ -324,9 +330,7 @@ def shape_colour(rng, ctx) -> Sample:
     image, drawn = shapes_picture(rng, ctx.image_size, 1)
     color, shape = drawn[0]
     count = _options(rng, ctx)
-    options = _choose(rng, COLOR_NAMES, count - 1, exclude=[color])
-    index = int(rng.integers(count))
-    options.insert(index, color)
+    options, index = _place(rng, color, COLOR_NAMES, count)
     if rng.random() < 0.7:
         return _sample("shape_colour", _mc_prompt(f"What colour is the {shape}?", options), LETTERS[index],
                        _mc_answer(options, index), [image])
@@ -338,9 +342,7 @@ def shape_kind(rng, ctx) -> Sample:
     image, drawn = shapes_picture(rng, ctx.image_size, 1)
     color, shape = drawn[0]
     count = _options(rng, ctx)
-    options = _choose(rng, SHAPES, count - 1, exclude=[shape])
-    index = int(rng.integers(count))
-    options.insert(index, shape)
+    options, index = _place(rng, shape, SHAPES, count)
     if rng.random() < 0.7:
         return _sample("shape_kind", _mc_prompt(f"Which shape is drawn in {color}?", options), LETTERS[index],
                        _mc_answer(options, index), [image])
@@ -373,9 +375,7 @@ def think_shape(rng, ctx) -> Sample:
     image, drawn = shapes_picture(rng, ctx.image_size, 1)
     color, shape = drawn[0]
     count = _options(rng, ctx)
-    options = _choose(rng, COLOR_NAMES, count - 1, exclude=[color])
-    index = int(rng.integers(count))
-    options.insert(index, color)
+    options, index = _place(rng, color, COLOR_NAMES, count)
     trace = f"<think> The picture shows a {color} {shape}. {color} is option {LETTERS[index]}. </think> {LETTERS[index]}"
     return _sample("think_shape", _mc_prompt(f"What colour is the {shape}?", options), trace,
                    _mc_answer(options, index), [image], think=True)
@@ -398,9 +398,7 @@ def marker_colour(rng, ctx) -> Sample:
     xy = (float(rng.uniform(0.1, 0.9) * width), float(rng.uniform(0.1, 0.9) * height))
     marked = draw_markers(image, [Marker("point", color, xy)])
     count = _options(rng, ctx)
-    options = _choose(rng, list(MARKER_COLORS), count - 1, exclude=[color])
-    index = int(rng.integers(count))
-    options.insert(index, color)
+    options, index = _place(rng, color, list(MARKER_COLORS), count)
     return _sample("marker_colour", _mc_prompt("What colour is the point drawn on the picture?", options),
                    LETTERS[index], _mc_answer(options, index), [marked])
 
@@ -412,9 +410,7 @@ def room_object(rng, ctx) -> Sample:
         return shape_colour(rng, ctx)
     right = str(rng.choice(objects))
     count = _options(rng, ctx)
-    options = _choose(rng, OBJECTS, count - 1, exclude=objects)
-    index = int(rng.integers(count))
-    options.insert(index, right)
+    options, index = _place(rng, right, OBJECTS, count, exclude=objects)
     if rng.random() < 0.7:
         return _sample("room_object", _mc_prompt("Which of these can be seen in the picture?", options),
                        LETTERS[index], _mc_answer(options, index), [image])
