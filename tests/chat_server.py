@@ -1,11 +1,13 @@
 """A local OpenAI-compatible chat-completions server for tests: 127.0.0.1, a random free port, a daemon thread.
 
-`respond(path, body)` decides each answer: it returns (status, payload) for an HTTP reply, or None to send nothing
-(the request then hangs until the client's timeout). Text replies are wrapped as a chat completion by `completion`.
+`respond(path, body)` decides each answer: it returns (status, payload) for an HTTP reply, None to send nothing
+(the request then hangs until the client's timeout), or (status, payload, seconds) to send the body one byte every
+`seconds` (a server that is alive but never finishes). Text replies are wrapped as a chat completion by `completion`.
 """
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -31,13 +33,19 @@ class ChatServer:
                 reply = respond(self.path, body)
                 if reply is None:
                     return
-                status, payload = reply
+                status, payload, *drip = reply
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if not drip:
+                    self.wfile.write(data)
+                    return
+                for byte in data:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(drip[0])
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

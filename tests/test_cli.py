@@ -213,3 +213,20 @@ def test_eval_score_unknown_benchmark_lists_names(tmp_path):
     (tmp_path / "p.jsonl").write_text('{"response": "A"}\n')
     result = invoke("eval", "score", "nope", tmp_path / "p.jsonl")
     assert result.exit_code == 1 and "unknown benchmark 'nope'; known benchmarks: 3dsrbench, blink" in result.output
+
+
+@pytest.mark.parametrize("error", [RuntimeError("[rank0]: gloo [/] failed on [1, 2]"), OSError("disk full"),
+                                   KeyError("unknown reward 'x'")])
+def test_errors_print_as_one_plain_line(error, capsys):
+    """Brackets in a message (gloo's "[rank0]", a list) are text, not rich markup: the message arrives whole."""
+    import typer
+
+    from vst.cli import reporting_errors
+
+    with pytest.raises(typer.Exit) as exit_info:
+        with reporting_errors():
+            raise error
+    assert exit_info.value.exit_code == 1
+    out = " ".join(capsys.readouterr().err.split())
+    expected = error.args[0] if isinstance(error, KeyError) else str(error)
+    assert out == f"error: {expected}"

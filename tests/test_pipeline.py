@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from vst.data.sample import Sample, Turn
-from vst.eval.parsing import mean_relative_accuracy
+from vst.common.parsing import mean_relative_accuracy
 from vst.pipeline import chance_scores, load_pipeline_config
 
 TINY_RUN = {

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import yaml
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from vst import __version__
@@ -42,11 +44,13 @@ def reporting_errors():
     """Turn expected failures (bad input files, missing system libraries) into one line and exit code 1."""
     try:
         yield
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as error:
+    except (ValueError, OSError, RuntimeError, KeyError, yaml.YAMLError) as error:
         if _state["debug"]:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+        # The message is printed as plain text: error texts hold brackets ("[rank0]", "[1, 2]") that rich would
+        # otherwise read as markup, hiding the message or failing on it.
+        console.print(Text.assemble(("error: ", "bold red"), str(message)), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -301,13 +305,21 @@ def eval_score(
     predictions: Annotated[Path, typer.Argument(help="predictions.jsonl: native row fields plus `response`.")],
     protocol: Annotated[str, typer.Option("--protocol", help="official (default) or the benchmark's other protocols, e.g. vst.")] = "official",
 ) -> None:
-    """Re-score saved predictions with no model; prints {benchmark, protocol, overall, categories, n, n_unparsed}."""
+    """Re-score saved predictions with no model; prints {benchmark, protocol, overall, categories, n, n_unparsed} and,
+    when `vst eval run` made them, "run" (model, source, generation settings) from run.json beside them."""
     from vst.eval.benchmarks import load_all
     from vst.eval.predictions import score_file
+    from vst.eval.runner import RUN_FILE
 
     with reporting_errors():
         load_all()
         result = score_file(benchmark, predictions, protocol)
+        made_by = predictions.parent / RUN_FILE
+        if made_by.is_file():
+            try:
+                result["run"] = json.loads(made_by.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ValueError(f"{made_by}: not valid JSON") from None
     typer.echo(json.dumps(result, indent=1))
 
 
@@ -322,6 +334,9 @@ def eval_run(
     protocol: Annotated[str, typer.Option("--protocol")] = "official",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 64,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Discard predictions in --out that another model, source or setting made (default: refuse).")] = False,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.001, help="openai: backends: seconds one request may take as a whole, per attempt (default 300).")] = None,
+    retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="openai: backends: retries of a request that timed out or failed on the server's side (default 3).")] = None,
 ) -> None:
     """Run a model on a benchmark, writing predictions.jsonl (resumable), then score it."""
     from vst.eval.backends import make_backend
@@ -330,9 +345,13 @@ def eval_run(
 
     with reporting_errors(), progress_bar() as progress:
         load_all()
-        backend = make_backend(model)
+        options = {k: v for k, v in (("timeout_s", timeout), ("retries", retries)) if v is not None}
+        if options and not model.startswith("openai:"):
+            raise ValueError("--timeout and --retries apply to openai:<url>#<model> backends only")
+        backend = make_backend(model, **options)
         task = progress.add_task(benchmark, total=None)
-        config = RunConfig(benchmark, out, source, revision, limit, protocol, batch_size, max_new_tokens)
+        config = RunConfig(benchmark, out, source, revision, limit, protocol, batch_size, max_new_tokens,
+                           model=model, overwrite=overwrite)
         result = run(config, backend, lambda done, total: progress.update(task, completed=done, total=total))
     typer.echo(json.dumps(result, indent=1))
 
@@ -361,11 +380,12 @@ def eval_report(
 def _train(config: Path, overrides: list[str], stage: str = "sft") -> None:
     import torch.distributed as dist
 
+    from vst.pipeline import build_base
     from vst.train import train_stage
 
     try:
         with reporting_errors():
-            folder = train_stage(config, overrides, stage)
+            folder = build_base(config, overrides) if stage == "base" else train_stage(config, overrides, stage)
         if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
             console.print(f"checkpoint -> {folder}")
     finally:

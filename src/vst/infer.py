@@ -37,9 +37,9 @@ from PIL import Image, ImageDraw, ImageFont
 from vst.data.fov import camera_prompt, resize_image, unify_intrinsics, vst_fov
 from vst.data.skills.si_detection import DETECTION_TEMPLATES, category_phrase
 from vst.eval.backends import Backend, make_backend
-from vst.eval.benchmarks.registry import Prompt
+from vst.common.clients import Prompt
 from vst.eval.detection import parse_boxes
-from vst.eval.media import open_image
+from vst.common.media import open_image
 from vst.models.processing import DEFAULT_SYSTEM_PROMPT, THINKING_SYSTEM_PROMPT
 from vst.scene.geometry import BOX_EDGES, Box, box_corners, focal_from_fov, project_points, vst9_to_box
 from vst.scene.types import Intrinsics
@@ -80,7 +80,7 @@ def chat(model: str | Path | Backend, question: str, images: Sequence[Any] = (),
     """The model's raw answer to `question` about `images` (paths, bytes or PIL) and/or `video` (path, bytes or frames).
 
     With `think` the system prompt is VST's thinking prompt (spec paper.md §3.3) and the answer reads
-    `<think>...</think> answer` (`vst.eval.parsing.strip_think` keeps the answer); otherwise VST's default one.
+    `<think>...</think> answer` (`vst.common.parsing.strip_think` keeps the answer); otherwise VST's default one.
     """
     system = THINKING_SYSTEM_PROMPT if think else DEFAULT_SYSTEM_PROMPT
     prompt = Prompt(text=question, images=[_media(image) for image in images], video=_media(video), system=system)

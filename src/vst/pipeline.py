@@ -22,7 +22,7 @@ import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import yaml
@@ -285,22 +285,15 @@ class Pipeline:
 
     def evaluate(self, stage: str, model: str, think: bool, benchmark_dir: Path | None = None,
                  out: Path | None = None, max_new_tokens: int | None = None) -> dict:
-        from vst.eval.backends import make_backend
-        from vst.eval.benchmarks import load_all
-        from vst.eval.media import MediaBudget
-        from vst.eval.runner import RunConfig, run
         from vst.models.processing import THINKING_SYSTEM_PROMPT
 
-        load_all()
         e = self.config.eval
-        sizes = {k: v for k, v in (("image_max_pixels", e.image_max_pixels), ("video_min_pixels", e.video_min_pixels),
-                                   ("video_total_pixels", e.video_total_pixels)) if v is not None}
-        backend = StageBackend(make_backend(model), THINKING_SYSTEM_PROMPT if think else None, MediaBudget(**sizes) if sizes else None)
-        source = benchmark_dir or self.out / "data" / "heldout"
-        config = RunConfig("vst-synth", out or self.out / "eval" / stage, source=str(source), limit=e.limit,
-                           batch_size=e.batch_size,
-                           max_new_tokens=max_new_tokens or (e.think_max_new_tokens if think else e.max_new_tokens))
-        scores = run(config, backend)
+        sizes = {"image_max_pixels": e.image_max_pixels, "video_min_pixels": e.video_min_pixels,
+                 "video_total_pixels": e.video_total_pixels}
+        scores = score_vst_synth(
+            model, benchmark_dir or self.out / "data" / "heldout", out or self.out / "eval" / stage, sizes,
+            batch_size=e.batch_size, limit=e.limit, system=THINKING_SYSTEM_PROMPT if think else None,
+            max_new_tokens=max_new_tokens or (e.think_max_new_tokens if think else e.max_new_tokens))
         what = "general held-out" if benchmark_dir else "vst-synth"
         self.log(f"{stage}: {what} overall {scores['overall']:.1f} % over {scores['n']} items ({scores['n_unparsed']} unparsed)")
         return scores
@@ -324,11 +317,45 @@ class StageBackend:
         return self.backend.generate(prompts, media=media or self.media, **kwargs)
 
 
+def score_vst_synth(model: str, source: Path, out: Path, media: dict[str, int | None], *, batch_size: int,
+                    max_new_tokens: int, system: str | None = None, limit: int | None = None) -> dict:
+    """Score `model` (a backend spec) on a vst-synth folder or shard with the media budget it was trained with."""
+    from vst.common.media import MediaBudget
+    from vst.eval.backends import make_backend
+    from vst.eval.benchmarks import load_all
+    from vst.eval.runner import RunConfig, run
+
+    load_all()
+    sizes = {k: v for k, v in media.items() if v is not None}
+    backend = StageBackend(make_backend(model), system, MediaBudget(**sizes) if sizes else None)
+    config = RunConfig("vst-synth", out, source=str(source), limit=limit, batch_size=batch_size,
+                       max_new_tokens=max_new_tokens, model=model)
+    return run(config, backend)
+
+
+# -- the tiny base ---------------------------------------------------------------------------------------------------
+def build_base(config: str | Path, overrides: Sequence[str] = ()) -> Path:
+    """`vst train base`: pretrain the tiny base (vst.train.base.train_base) and score it on its held-out shard
+    (vst-synth rules: option letters, yes/no, named options) for the model card."""
+    from vst.train.base import load_base_config, train_base
+
+    config = Path(config)
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: config file not found")
+
+    def heldout(model_dir: Path, shard: Path, out: Path, base) -> dict:
+        sizes = {"image_max_pixels": base.image_max_pixels, "video_min_pixels": base.video_min_pixels,
+                 "video_total_pixels": base.video_total_pixels}
+        return score_vst_synth(str(model_dir), shard, out, sizes, batch_size=base.eval_batch_size, max_new_tokens=48)
+
+    return train_base(load_base_config(config, overrides), evaluate=heldout)
+
+
 # -- chance ----------------------------------------------------------------------------------------------------------
 def chance_items(heldout_rows: list[dict], train_samples) -> list[dict]:
     """Per held-out item, `{skill, modality, score}`: the expected score of a uniform guess, or for numbers the MRA of
     the training median (items of other answer types are left out, as vst-synth leaves them out)."""
-    from vst.eval.parsing import mean_relative_accuracy
+    from vst.common.parsing import mean_relative_accuracy
     from vst.eval.summary import MODALITIES
 
     medians: dict[str, list[float]] = defaultdict(list)

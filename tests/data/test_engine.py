@@ -96,6 +96,41 @@ def test_bad_scene_is_skipped_and_reported(scenes, tmp_path):
     assert manifest["rows"] > 0
 
 
+@pytest.mark.parametrize("damage", ["truncated", "not_an_image", "non_utf8_json"])
+def test_a_bad_frame_or_file_costs_its_scene_not_the_run(damage, scenes, tmp_path):
+    """A truncated JPEG or a frame that is not an image never reaches the shard (unmarked frames are copied as bytes,
+    so they are decoded first); the rest of the run completes, and a re-run gives the same result."""
+    import io
+
+    from PIL import Image
+
+    broken = tmp_path / "scenes"
+    shutil.copytree(scenes, broken)
+    scene_dir = sorted(p.parent for p in broken.glob("*/scene.json"))[0]
+    frames = json.loads((scene_dir / "scene.json").read_text())["frames"]
+    if damage == "non_utf8_json":
+        (scene_dir / "scene.json").write_bytes(b"\xff\xfe" + (scene_dir / "scene.json").read_bytes())
+    for frame in frames:
+        image = scene_dir / frame["image_path"]
+        image.write_bytes(image.read_bytes()[: len(image.read_bytes()) // 2] if damage == "truncated" else b"plain text")
+    recipe = Recipe("mixed", {"si_depth_comparison": 1.0, "si_measurement": 1.0, "si_scene_caption": 1.0})
+    for attempt in ("first", "again"):
+        manifest = run(config(broken, tmp_path / "out", recipe=recipe, resume=attempt == "again"))
+        assert manifest["rows"] > 0  # the other scenes
+        samples = list(read_samples(tmp_path / "out" / manifest["shard"]))
+        for sample in samples:
+            for media in sample.images:
+                Image.open(io.BytesIO(media.bytes)).load()  # every image in the shard decodes
+        scene_ids = {s.meta_info["scene_id"] for s in samples}
+        assert scene_ids and json.loads((scenes / scene_dir.name / "scene.json").read_text())["scene_id"] not in scene_ids
+        reported = {**manifest["skipped_scenes"], **manifest.get("skill_errors", {})}
+        assert any(scene_dir.name in key for key in reported), reported
+        if damage == "non_utf8_json":
+            assert "not UTF-8" in manifest["skipped_scenes"][scene_dir.name]
+        else:
+            assert any("not a readable image" in message for message in reported.values()), reported
+
+
 def test_shards_partition_the_scenes(scenes, tmp_path):
     whole = run(config(scenes, tmp_path / "one"))
     ids = set()
@@ -134,6 +169,16 @@ def test_llava_and_verl_round_trips(scenes, tmp_path):
     assert [(s.id, s.answer, s.reward) for s in restored] == [(s.id, s.answer, s.reward) for s in samples]
     table = pq.read_table(tmp_path / "rl.parquet")
     assert {"prompt", "reward_model", "problem", "answer", "images"} <= set(table.column_names)
+
+
+def test_llava_rows_never_read_media_outside_their_folder(tmp_path):
+    (tmp_path / "outside.jpg").write_bytes(b"not for the shard")
+    (tmp_path / "llava").mkdir()
+    row = {"id": "0", "image": "../outside.jpg",
+           "conversations": [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "A"}]}
+    (tmp_path / "llava" / "data.json").write_text(json.dumps([row]))
+    with pytest.raises(ValueError, match=r"data.json: \[0\].image: must be a relative path inside"):
+        from_llava(tmp_path / "llava" / "data.json")
 
 
 def test_stats_and_preview(scenes, tmp_path):

@@ -29,7 +29,7 @@ from vst.data.teacher import Teacher, normalise_trace
 from vst.data.shards import read_samples
 from vst.scene.generate import generate_scenes
 from vst.scene.types import Scene
-from vst.train.rewards import score
+from vst.common.rewards import score
 
 from tests.chat_server import ChatServer, completion, error
 
@@ -235,6 +235,18 @@ def test_read_general_from_json_jsonl_parquet_reports_bad_rows(tmp_path):
     assert len(problems) == 2 and all("thought: missing" in p for p in problems)
     with pytest.raises(FileNotFoundError, match="nope.json"):
         read_general(tmp_path / "nope.json", "gr_math", "cot")
+
+
+def test_general_items_never_read_images_outside_their_folder(tmp_path):
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8), "red").save(secret)
+    (tmp_path / "data").mkdir()
+    rows = [{"question": "<image>Which?", "answer": "a", "thought": "t", "images": [str(secret)]},
+            {"question": "<image>Which?", "answer": "a", "thought": "t", "images": ["../secret.png"]}]
+    (tmp_path / "data" / "items.json").write_text(json.dumps(rows))
+    samples, problems = read_general(tmp_path / "data" / "items.json", "gr_math", "cot")
+    assert not samples and len(problems) == 2
+    assert all("images: must be a relative path inside the scene folder" in p for p in problems)
 
 
 def test_general_items_join_in_the_recipe_proportion(scenes, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from vst.data.context import SceneContext
 from vst.data.skills import get_skill
 from vst.data.skills.video_others import LOCATE_TOLERANCE_S, locate_tolerance, map_cells, map_rotation
-from vst.train.rewards import numeric
+from vst.common.rewards import numeric
 from vst.scene.geometry import look_at
 from vst.scene.types import Frame, Intrinsics
 

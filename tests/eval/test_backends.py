@@ -13,16 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vst.eval.backends import (
-    VLLM_MISSING,
-    BackendError,
-    OpenAIBackend,
-    VLLMBackend,
-    chat_messages,
-    make_backend,
-)
-from vst.eval.benchmarks.registry import Prompt
-from vst.eval.media import MediaBudget, load_image, load_video
+from vst.common.clients import BackendError, OpenAIBackend, Prompt, chat_messages
+from vst.common.media import MediaBudget, load_image, load_video
+from vst.eval.backends import VLLM_MISSING, VLLMBackend, make_backend
 
 from tests.chat_server import ChatServer, completion, error
 
@@ -33,7 +26,8 @@ JPEG_PREFIX = "data:image/jpeg;base64,"
 class FakeServer(ChatServer):
     """Canned chat completions: answers "<n> images: <text>"; the first `fail_first` requests get a 500.
 
-    Prompt texts steer it: "ALWAYS_FAIL" -> 500 every time, "BAD" -> 400, "SLOW" -> no answer until the test ends.
+    Prompt texts steer it: "ALWAYS_FAIL" -> 500 every time, "BAD" -> 400, "SLOW" -> no answer until the test ends,
+    "DRIP" -> an answer sent one byte every 50 ms (each read succeeds; the whole takes ~15 s).
     """
 
     def __init__(self, fail_first=0):
@@ -50,6 +44,8 @@ class FakeServer(ChatServer):
         if "SLOW" in text:
             self.release.wait(30)
             return None
+        if "DRIP" in text:
+            return (*completion(body["model"], text), 0.05)
         if failing or "ALWAYS_FAIL" in text:
             return error(500, "overloaded")
         if "BAD" in text:
@@ -168,8 +164,19 @@ def test_client_error_is_not_retried(server):
 
 def test_timeout_never_hangs(server):
     server.fail_first = 0
-    with pytest.raises(BackendError, match=r"item 0 .*after 2 attempts.*APITimeoutError"):
+    with pytest.raises(BackendError, match=r"item 0 .*after 2 attempts.*(APITimeoutError|no complete answer)"):
         backend_for(server, retries=1, timeout_s=0.3).generate([Prompt(text="SLOW answer")])
+
+
+def test_a_server_that_drips_bytes_times_out_on_the_whole_request(server):
+    """`timeout_s` bounds each attempt as a whole, not each read: one byte every 50 ms never trips a read timeout."""
+    import time
+
+    server.fail_first = 0
+    started = time.monotonic()
+    with pytest.raises(BackendError, match=r"item 0 .*after 2 attempts: Deadline: no complete answer within 0.5 s"):
+        backend_for(server, retries=1, timeout_s=0.5).generate([Prompt(text="DRIP answer")])
+    assert time.monotonic() - started < 5
 
 
 def test_missing_media_names_item_and_path(server, tmp_path):

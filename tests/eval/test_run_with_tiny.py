@@ -61,7 +61,7 @@ def test_native_fixture_runs_end_to_end(benchmark, tiny_backend, tmp_path):
     source.mkdir()
     FIXTURES[benchmark](source)
     result = run(RunConfig(benchmark, tmp_path / "out", source=str(source), limit=3, batch_size=2), tiny_backend)
-    assert set(result) == {"benchmark", "protocol", "overall", "categories", "n", "n_unparsed"}
+    assert set(result) == {"benchmark", "protocol", "overall", "categories", "n", "n_unparsed", "run"}
     assert result["benchmark"] == benchmark and result["n"] >= 1 and 0 <= result["overall"] <= 100
     lines = (tmp_path / "out" / PREDICTIONS_FILE).read_text().splitlines()
     assert len(lines) == result["n"] and all("response" in json.loads(line) for line in lines)

@@ -10,7 +10,7 @@ import pytest
 
 from vst.eval.benchmarks import vsibench, vsibench_debiased
 from vst.eval.benchmarks.registry import BENCHMARKS, ItemScore, register_benchmark
-from vst.eval.parsing import MRA_THRESHOLDS
+from vst.common.parsing import MRA_THRESHOLDS
 from vst.eval.predictions import score_file, write_predictions
 
 for _module in (vsibench, vsibench_debiased):

@@ -53,6 +53,11 @@ def test_round_trip(rendered_scene):
         (lambda d: d["room"].__setitem__("ceiling_z", -1), "scene.json: room: ceiling_z (-1.0) must be above floor_z (0.0)"),
         (lambda d: d["objects"][0].__setitem__("colour", "red"), "scene.json: objects[0].colour: Extra inputs are not permitted"),
         (lambda d: d["frames"][0]["intrinsics"].__setitem__("fx", 0), "scene.json: frames[0].intrinsics.fx: Input should be greater than 0"),
+        # frame files stay inside the scene folder (a shared scene must not read /etc/passwd into a shard)
+        (lambda d: d["frames"][0].__setitem__("image_path", "/etc/passwd"), "scene.json: frames[0].image_path: must be a relative path inside the scene folder"),
+        (lambda d: d["frames"][0].__setitem__("depth_path", "frames/../../secret.png"), "scene.json: frames[0].depth_path: must be a relative path inside the scene folder"),
+        (lambda d: d["frames"][0].__setitem__("instance_path", "C:\\ids.png"), "scene.json: frames[0].instance_path: must be a relative path inside the scene folder"),
+        (lambda d: d["frames"][0].__setitem__("depth_scale", 1e-300), "scene.json: frames[0].depth_scale: Input should be greater than or equal to 0.001"),
     ],
 )
 def test_malformed_scene_gives_one_line_error(change, expected):
@@ -68,6 +73,12 @@ def test_missing_frame_file_named(tmp_path):
     with pytest.raises(SceneError, match=r"scene.json: frames\[0\].image_path: file not found: .*frames/f0.jpg"):
         Scene.load(tmp_path)
     assert Scene.load(tmp_path, check_files=False).scene_id == "hand-made"
+
+
+def test_non_utf8_scene_json_names_the_file(tmp_path):
+    (tmp_path / "scene.json").write_bytes(b'{"scene_id": "\xff\xfe"}')
+    with pytest.raises(SceneError, match=r"scene.json: not UTF-8 text"):
+        Scene.load(tmp_path)
 
 
 def test_invalid_json_names_line(tmp_path):

@@ -18,7 +18,7 @@ from PIL import Image
 from vst.data.markers import Marker, draw_markers
 from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Media, Sample, Turn
 from vst.scene.capture import encode_jpeg, read_depth, read_instance_ids
-from vst.scene.types import Frame, ObjectInstance, Scene
+from vst.scene.types import Frame, ObjectInstance, Scene, SceneError
 
 MIN_VISIBLE_FRAC = 0.3
 MIN_PIXELS_448 = 400
@@ -42,8 +42,12 @@ class SceneContext:
     # -- buffers -------------------------------------------------------------------------------------------
     def image(self, frame: Frame) -> Image.Image:
         if frame.frame_id not in self._images:
-            with Image.open(self.folder / frame.image_path) as image:
-                self._images[frame.frame_id] = image.convert("RGB")
+            path = self.folder / frame.image_path
+            try:
+                with Image.open(path) as image:
+                    self._images[frame.frame_id] = image.convert("RGB")
+            except (OSError, SyntaxError, ValueError) as error:  # PIL: unidentified, truncated or corrupt
+                raise SceneError(f"{path}: frame {frame.frame_id}: not a readable image ({error})") from None
         return self._images[frame.frame_id]
 
     def instance_ids(self, frame: Frame) -> np.ndarray:
@@ -101,6 +105,7 @@ class SceneContext:
         """The frame as JPEG bytes: the file itself when unmarked, else a marked copy re-encoded."""
         path = f"{self.scene.scene_id}/{frame.image_path}"
         if not markers:
+            self.image(frame)  # decodes the whole file once: a truncated or foreign file raises here, not in a shard
             return Media(self.memo(("file", frame.frame_id), lambda: (self.folder / frame.image_path).read_bytes()), path)
         return Media(encode_jpeg(np.asarray(draw_markers(self.image(frame), markers))), path)
 

@@ -168,16 +168,21 @@ def _part_job(job: tuple) -> tuple[str, dict]:
 
 
 def _generate_part(config: EngineConfig, folder: Path, scene_index: int, scene_count: int, totals: dict[str, int], part: Path) -> dict:
+    """One scene's part file and record. Everything done with the scene's files is inside one error boundary: a bad
+    scene (invalid scene.json, a frame that is not an image, ...) is recorded as skipped with the reason, and the run
+    goes on with the other scenes."""
     try:
         scene = Scene.load(folder)
+        ctx = SceneContext(scene, folder, {**config.recipe.options, **config.options})
+        errors: dict[str, str] = {}
+        samples = generate_scene_samples(ctx, scene_quotas(totals, scene_index, scene_count), config.seed, scene_index, errors)
+        stats = {"skills": dict(Counter(s.skill for s in samples)), "answer_types": dict(Counter(s.answer.get("type", "") for s in samples)),
+                 "tokens": sum(estimate_tokens(s) for s in samples), "letters": _letters(samples)}
     except SceneError as error:
         return {"skipped": str(error), "rows": 0}
-    ctx = SceneContext(scene, folder, {**config.recipe.options, **config.options})
-    errors: dict[str, str] = {}
-    samples = generate_scene_samples(ctx, scene_quotas(totals, scene_index, scene_count), config.seed, scene_index, errors)
+    except Exception as error:  # noqa: BLE001 - any other failure on this scene's files skips the scene, reported
+        return {"skipped": f"{folder}: {type(error).__name__}: {error}", "rows": 0}
     rows = write_samples(part, samples)
-    stats = {"skills": dict(Counter(s.skill for s in samples)), "answer_types": dict(Counter(s.answer.get("type", "") for s in samples)),
-             "tokens": sum(estimate_tokens(s) for s in samples), "letters": _letters(samples)}
     return {"rows": rows, "skill_errors": errors, **stats}
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Media, Sample, Turn, normalise_placeholders
 from vst.data.shards import write_table
-from vst.scene.types import atomic_write_text
+from vst.scene.types import atomic_write_text, confined_path
 
 
 def to_llava(samples: Iterable[Sample], out: str | Path) -> Path:
@@ -60,7 +60,10 @@ def from_llava(path: str | Path) -> list[Sample]:
         media_paths = [media_paths] if isinstance(media_paths, str) else media_paths
         images = []
         for media_path in media_paths:
-            file = path.parent / media_path
+            try:
+                file = path.parent / confined_path(str(media_path))
+            except ValueError as error:
+                raise ValueError(f"{where}.image: {error}") from None
             if not file.is_file():
                 raise FileNotFoundError(f"{where}.image: file not found: {file}")
             images.append(Media(file.read_bytes(), media_path))

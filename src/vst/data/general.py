@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vst.data.sample import Media, Sample, Turn
+from vst.scene.types import confined_path
 
 GENERAL_CATEGORIES = ("gr_math", "gr_ocr", "gr_knowledge")
 QUESTION_KEYS = ("question", "problem", "prompt", "query")
@@ -55,7 +56,10 @@ def _media(value: Any, folder: Path, where: str) -> list[Media]:
             media.append(Media(item["bytes"], item.get("path") or ""))
             continue
         name = item.get("path") if isinstance(item, dict) else item
-        path = folder / str(name)
+        try:
+            path = folder / confined_path(str(name))
+        except ValueError as error:
+            raise ValueError(f"{where}: images: {error}") from None
         if not path.is_file():
             raise ValueError(f"{where}: images: file not found: {path}")
         media.append(Media(path.read_bytes(), str(name)))

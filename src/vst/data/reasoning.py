@@ -266,7 +266,7 @@ def source_items(ctx: SceneContext, category: str, seed: int, scene_index: int, 
 
 def passes(sample: Sample, response: str) -> bool:
     """The trace's format reward is 1 and its answer scores full marks under the item's own reward function."""
-    from vst.train.rewards import score
+    from vst.common.rewards import score
 
     fn = sample.reward.get("fn", "exact")
     return score("format", response, sample.answer) == 1.0 and score(fn, response, sample.answer, **sample.reward.get("kwargs", {})) >= 1.0 - 1e-9

@@ -17,6 +17,13 @@ IMAGE_PLACEHOLDER = "<|image_pad|>"
 VIDEO_PLACEHOLDER = "<|video_pad|>"
 LEGACY_PLACEHOLDERS = {"<image>": IMAGE_PLACEHOLDER, "<video>": VIDEO_PLACEHOLDER}
 MODALITIES = ("single", "multi", "video", "text")
+# The system prompts of the two answer formats (VST's, spec paper.md §3.3): direct answers and `<think>` traces.
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+THINKING_SYSTEM_PROMPT = (
+    "You are a helpful assistant. You should first think about the reasoning process in the mind and then provide "
+    "the user with the answer. The reasoning process is enclosed within <think> </think> tags, i.e. <think> "
+    "reasoning process here </think> answer here."
+)
 ANSWER_TYPES = ("mc", "yesno", "number", "boxes3d", "order", "text", "map", "points")
 
 

@@ -48,14 +48,14 @@ class TeacherStats:
 class Teacher:
     """Distils traces from a VLM behind an OpenAI-compatible chat endpoint (vLLM, SGLang, a hosted API).
 
-    Requests run `concurrency` at a time with retries and exponential back-off (`vst.eval.backends.OpenAIBackend`);
+    Requests run `concurrency` at a time with retries and exponential back-off (`vst.common.clients.OpenAIBackend`);
     every answer is cached on disk under `cache_dir` (one JSON file per request hash), so a rerun or a resumed run
     sends only what is missing. A request that fails for good is counted and left uncached.
     """
 
     def __init__(self, base_url: str, model: str, cache_dir: str | Path, *, concurrency: int = 8, retries: int = 3,
                  backoff_s: float = 1.0, timeout_s: float = 300.0, max_tokens: int = 1024, api_key: str | None = None):
-        from vst.eval.backends import OpenAIBackend
+        from vst.common.clients import OpenAIBackend
 
         self.backend = OpenAIBackend(base_url, model, api_key, concurrency=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
         self.model, self.concurrency, self.max_tokens = model, concurrency, max_tokens
@@ -63,8 +63,8 @@ class Teacher:
 
     def prompt(self, ctx: SceneContext, sample: Sample):
         from vst.data.bev import bev_png, camera_names, object_facts
-        from vst.eval.benchmarks.registry import Prompt
-        from vst.models.processing import THINKING_SYSTEM_PROMPT
+        from vst.common.clients import Prompt
+        from vst.data.sample import THINKING_SYSTEM_PROMPT
 
         frames = [ctx.scene.frame(f) for f in sample.meta_info.get("frame_ids", [])]
         bev = bev_png(ctx.scene, frames, referred_ids(sample))
@@ -85,7 +85,7 @@ class Teacher:
         """CoT samples for the items whose teacher trace passes format and accuracy; the rest are counted."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from vst.eval.backends import BackendError
+        from vst.common.clients import BackendError
 
         def ask(sample: Sample) -> tuple[str | None, str | None]:
             """(response, None) fresh, (response, "cached") from disk, or (None, error message)."""

@@ -1,4 +1,4 @@
-"""Model backends: prompts (vst.eval.benchmarks.registry.Prompt) in, raw response texts out, in the same order.
+"""Model backends: prompts (vst.common.clients.Prompt) in, raw response texts out, in the same order.
 
 Backends are chosen by a spec string (`make_backend`):
 
@@ -13,191 +13,17 @@ Backends are chosen by a spec string (`make_backend`):
 
 from __future__ import annotations
 
-import base64
-import io
-import os
-import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from vst.eval.benchmarks.registry import Prompt
-from vst.eval.media import MediaBudget, load_image, load_video, read_video_info
+from vst.common.clients import Backend, BackendError, OpenAIBackend, Prompt, describe_prompt
+from vst.common.media import MediaBudget, load_image, load_video, read_video_info
 
-JPEG_QUALITY = 95
-RETRYABLE_STATUS = (408, 409, 429)  # plus every 5xx
 VLLM_MISSING = ("vllm is not installed: pip install vllm on a GPU machine, or serve the model with `vllm serve` "
                 "and use openai:<url>#<model>")
 VLLM_MM_LIMITS = {"image": 8, "video": 1}  # per prompt; vLLM reserves memory for this many items
-
-
-class BackendError(RuntimeError):
-    """A request that failed for good (after retries); the message names the item."""
-
-
-class Backend(Protocol):
-    def generate(
-        self,
-        prompts: list[Prompt],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        repetition_penalty: float | None = None,
-        seed: int | None = None,
-        media: MediaBudget | None = None,
-    ) -> list[str]:
-        """One raw response text per prompt, in order. Sampling arguments left as None keep the backend's default;
-        `media` overrides the backend's media budget for this call (a benchmark's per-protocol MEDIA_BUDGET)."""
-        ...
-
-
-def jpeg_data_url(image: Image.Image, quality: int = JPEG_QUALITY) -> str:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def prompt_images(prompt: Prompt, budget: MediaBudget) -> list[Image.Image]:
-    """The images a prompt shows, in order: its images, then its video's sampled frames, all resized to the budget."""
-    images = [load_image(image, budget.image_min_pixels, budget.image_max_pixels) for image in prompt.images]
-    if prompt.video is not None:
-        images += load_video(prompt.video, budget)
-    return images
-
-
-def chat_messages(prompt: Prompt, budget: MediaBudget = MediaBudget()) -> list[dict[str, Any]]:
-    """OpenAI chat messages for a prompt: the system message when given, then one user message whose content is the
-    images as JPEG data-URL `image_url` parts followed by the text (media first, as Qwen's own chat examples do)."""
-    content: list[dict[str, Any]] = [
-        {"type": "image_url", "image_url": {"url": jpeg_data_url(image)}} for image in prompt_images(prompt, budget)
-    ]
-    content.append({"type": "text", "text": prompt.text})
-    messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
-    return messages + [{"role": "user", "content": content}]
-
-
-def _describe(index: int, prompt: Prompt) -> str:
-    text = " ".join(prompt.text.split())
-    return f"item {index} ({text[:60]!r}{'...' if len(text) > 60 else ''})"
-
-
-def _is_retryable(error: Exception) -> bool:
-    import openai
-
-    if isinstance(error, openai.APIConnectionError):  # includes timeouts
-        return True
-    if isinstance(error, openai.APIStatusError):
-        return error.status_code in RETRYABLE_STATUS or error.status_code >= 500
-    return False
-
-
-class OpenAIBackend:
-    """Any OpenAI-compatible chat completions endpoint: `vllm serve`, SGLang, hosted APIs.
-
-    Images are sent as base64 JPEG data-URL `image_url` parts, resized first by `media` (Qwen's smart_resize;
-    `generate(..., media=)` overrides it per call).
-    Videos are NOT sent as video: they are sampled into frames (vst.eval.media, by `media.video_fps` or
-    `media.video_frames`) and sent as that many images, which every endpoint accepts. A Qwen2.5-VL model therefore
-    sees frames as separate images, not as one video with temporal patches, which can move video scores a little
-    against in-process video input.
-
-    Requests run `concurrency` at a time. Each has a `timeout_s` limit, so nothing hangs; connection errors, timeouts,
-    408/409/429 and 5xx answers are retried `retries` times with exponential back-off (`backoff_s` · 2^attempt).
-    Any other failure, or the last retry, raises BackendError naming the item. top_k, repetition_penalty are vLLM
-    extensions sent in the request body only when given (hosted APIs may reject them).
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        *,
-        concurrency: int = 8,
-        retries: int = 3,
-        backoff_s: float = 1.0,
-        timeout_s: float = 300.0,
-        media: MediaBudget = MediaBudget(),
-    ):
-        if concurrency < 1 or retries < 0 or timeout_s <= 0:
-            raise ValueError("concurrency must be >= 1, retries >= 0 and timeout_s > 0")
-        import openai  # optional dependency: only this backend needs it
-
-        self.base_url, self.model, self.media = base_url, model, media
-        self.concurrency, self.retries, self.backoff_s = concurrency, retries, backoff_s
-        # The client's own retries are off: ours name the item and follow the policy above.
-        self.client = openai.OpenAI(
-            base_url=base_url,
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-            timeout=timeout_s,
-            max_retries=0,
-        )
-
-    def generate(
-        self,
-        prompts: list[Prompt],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        repetition_penalty: float | None = None,
-        seed: int | None = None,
-        media: MediaBudget | None = None,
-    ) -> list[str]:
-        request: dict[str, Any] = {"model": self.model, "max_tokens": max_new_tokens, "temperature": temperature}
-        if top_p is not None:
-            request["top_p"] = top_p
-        if seed is not None:
-            request["seed"] = seed
-        extra = {name: value for name, value in (("top_k", top_k), ("repetition_penalty", repetition_penalty))
-                 if value is not None}
-        if extra:
-            request["extra_body"] = extra
-        if not prompts:
-            return []
-        executor = ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts)))
-        try:
-            budget = media or self.media
-            futures = [executor.submit(self._complete, index, prompt, request, budget)
-                       for index, prompt in enumerate(prompts)]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = sorted((future for future in done if future.exception()), key=futures.index)
-            if failed:
-                raise failed[0].exception()
-            return [future.result() for future in futures]
-        finally:
-            # On failure, queued requests are dropped; running ones end by their own timeout in the background.
-            executor.shutdown(wait=False, cancel_futures=True)
-
-    def _complete(self, index: int, prompt: Prompt, request: dict[str, Any], budget: MediaBudget) -> str:
-        try:
-            messages = chat_messages(prompt, budget)
-        except (OSError, ValueError, TypeError) as error:
-            raise BackendError(f"{_describe(index, prompt)}: cannot prepare media: {error}") from error
-        import openai
-
-        attempt = 0
-        while True:
-            try:
-                response = self.client.chat.completions.create(messages=messages, **request)
-                break
-            except openai.APIError as error:
-                if attempt < self.retries and _is_retryable(error):
-                    time.sleep(self.backoff_s * 2**attempt)
-                    attempt += 1
-                    continue
-                tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
-                raise BackendError(f"{_describe(index, prompt)}: request to {self.base_url} failed {tries}: "
-                                   f"{type(error).__name__}: {error}") from error
-        if not response.choices:
-            raise BackendError(f"{_describe(index, prompt)}: {self.base_url} answered with no choices")
-        return response.choices[0].message.content or ""
 
 
 class TransformersBackend:
@@ -265,7 +91,7 @@ class TransformersBackend:
 
 
 def video_frames_and_fps(video: Any, budget: MediaBudget) -> tuple[np.ndarray, float]:
-    """(frames (T, H, W, 3) uint8, sampled fps) of a video under `budget`, frames as `vst.eval.media.load_video` gives.
+    """(frames (T, H, W, 3) uint8, sampled fps) of a video under `budget`, frames as `vst.common.media.load_video` gives.
 
     The sampled fps is qwen-vl-utils' `frames kept / frames in the source * source fps`; Qwen2.5-VL turns it into
     `second_per_grid_ts`, the time between its temporal patches. A list of frames has no timing and counts as
@@ -284,7 +110,7 @@ class VLLMBackend:
     Prompt text comes from the checkpoint's own processor chat template (`TransformersBackend.messages`), so image and
     video placeholders match what the model was trained on. Media are prepared here, by `media`
     (`generate(..., media=)` overrides it per call): images resized by Qwen's smart_resize, videos sampled into frames
-    (vst.eval.media) and sent as one video (T, H, W, 3), not as separate images. Each request carries
+    (vst.common.media) and sent as one video (T, H, W, 3), not as separate images. Each request carries
     `mm_processor_kwargs` `do_resize=False`, so vLLM's Hugging Face processor does not resize a second time (frames
     under its default minimum would otherwise grow), and the sampled `fps`, from which Qwen2.5-VL places frames in time.
 
@@ -328,7 +154,7 @@ class VLLMBackend:
         counts = {"image": len(prompt.images), "video": int(prompt.video is not None)}
         for modality, count in counts.items():  # a modality left out of the limits is vLLM's to judge
             if count > self.limits.get(modality, count):
-                raise BackendError(f"{_describe(index, prompt)}: {count} {modality}(s), over the engine's "
+                raise BackendError(f"{describe_prompt(index, prompt)}: {count} {modality}(s), over the engine's "
                                    f"limit_mm_per_prompt {self.limits}; build the backend with a larger limit")
         text = self.processor.apply_chat_template(TransformersBackend.messages(prompt), tokenize=False,
                                                   add_generation_prompt=True)
@@ -341,7 +167,7 @@ class VLLMBackend:
             if prompt.video is not None:
                 data["video"], fps = video_frames_and_fps(prompt.video, budget)
         except (OSError, ValueError, TypeError) as error:
-            raise BackendError(f"{_describe(index, prompt)}: cannot prepare media: {error}") from error
+            raise BackendError(f"{describe_prompt(index, prompt)}: cannot prepare media: {error}") from error
         if data:
             request["multi_modal_data"] = data
             request["mm_processor_kwargs"] = {"do_resize": False, **({"fps": fps} if "video" in data else {})}

@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 
-from vst.eval.parsing import strip_think
+from vst.common.parsing import strip_think
 from vst.scene.geometry import box_iou_3d, vst9_to_box
 
 IOU_THRESHOLDS = (0.15, 0.25, 0.50)  # VST reports AP@15 (headline), AP@25, AP@50

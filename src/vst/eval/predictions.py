@@ -38,8 +38,13 @@ def score_file(benchmark: str, path: str | Path, protocol: str = "official") -> 
     """Score a predictions file: `{benchmark, protocol, overall, categories, n, n_unparsed}` (percent)."""
     module = get_benchmark(benchmark)
     check_protocol(module, protocol)
-    items = []
+    items, seen = [], {}
     for number, row in read_predictions(path):
+        index = row.get("vst_index")
+        if index is not None and index in seen:  # e.g. two runs' files concatenated: each item counts once
+            raise ValueError(f"{path}: line {number}: item vst_index {index} again (first on line {seen[index]}); "
+                             "a predictions file holds each item once")
+        seen[index] = number
         if row.get("benchmark") not in (None, benchmark):
             raise ValueError(f"{path}: line {number}: benchmark: this file holds {row['benchmark']} predictions, not {benchmark}")
         missing = [name for name in (*module.ROW_FIELDS, "response") if name not in row]

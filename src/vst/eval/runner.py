@@ -3,6 +3,11 @@
 Each predictions line is the item's native row (media fields dropped) plus `vst_index` (position in the loaded rows),
 `benchmark`, `protocol` and `response`. Lines already in the file are kept and their items skipped, so a killed run
 continues where it stopped. Scores are written to `scores.json` beside it and returned.
+
+What made the predictions (model, benchmark, protocol, source, revision, generation settings) is kept in `run.json`
+beside them and copied into `scores.json` under "run". A re-run into the same folder with anything else refuses to mix
+answers (`overwrite=True` / `--overwrite` starts the folder afresh), so one model's answers are never reported as
+another's.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from vst.scene.types import atomic_write_text
 
 PREDICTIONS_FILE = "predictions.jsonl"
 SCORES_FILE = "scores.json"
+RUN_FILE = "run.json"
 MEDIA_FIELDS = ("image", "images", "video", "image_1", "image_2", "image_3", "image_4")
 
 
@@ -32,6 +38,34 @@ class RunConfig:
     batch_size: int = 8
     max_new_tokens: int = 64
     temperature: float = 0.0
+    model: str | None = None  # what answered (a backend spec): recorded, and checked against earlier predictions
+    overwrite: bool = False  # discard predictions of another run in `out` instead of refusing
+
+    def identity(self, source: str) -> dict:
+        """What the predictions depend on (`limit` is not: a larger limit extends a run)."""
+        return {"model": self.model, "benchmark": self.benchmark, "protocol": self.protocol, "source": source,
+                "revision": self.revision, "max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
+
+
+def check_run(out: Path, identity: dict, overwrite: bool) -> None:
+    """Refuse to add to predictions another run made (other model, source, settings); with `overwrite`, remove them.
+    Predictions without a `run.json` (from before it existed) are taken as this run's."""
+    predictions, manifest = out / PREDICTIONS_FILE, out / RUN_FILE
+    if not predictions.is_file():
+        return
+    try:
+        earlier = json.loads(manifest.read_text()) if manifest.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{manifest}: not valid JSON; remove it or run with --overwrite") from None
+    changed = [key for key in identity if earlier is not None and earlier.get(key) != identity[key]]
+    if not changed:
+        return
+    if overwrite:
+        predictions.unlink()
+        (out / SCORES_FILE).unlink(missing_ok=True)
+        return
+    what = ", ".join(f"{key} {earlier.get(key)!r} -> {identity[key]!r}" for key in changed)
+    raise ValueError(f"{predictions}: made by another run ({what}); use another --out, or --overwrite to discard them")
 
 
 def _jsonable(row: dict) -> dict:
@@ -58,6 +92,9 @@ def run(config: RunConfig, backend, on_batch: Callable[[int, int], None] | None 
     if hasattr(module, "expand_rows"):  # e.g. MMSI's circular protocol asks every rotation of the options
         rows = module.expand_rows(rows, config.protocol)
     config.out.mkdir(parents=True, exist_ok=True)
+    identity = config.identity(str(source))
+    check_run(config.out, identity, config.overwrite)
+    atomic_write_text(config.out / RUN_FILE, json.dumps(identity, indent=1) + "\n")
     path = config.out / PREDICTIONS_FILE
     done = {row["vst_index"]: row for _, row in read_predictions(path)} if path.is_file() else {}
     todo = [i for i in range(len(rows)) if i not in done]
@@ -72,6 +109,6 @@ def run(config: RunConfig, backend, on_batch: Callable[[int, int], None] | None 
         atomic_write_text(path, lines)  # after every batch: an interruption loses at most one batch
         if on_batch:
             on_batch(len(done), len(rows))
-    scores = score_file(config.benchmark, path, config.protocol)
+    scores = {**score_file(config.benchmark, path, config.protocol), "run": identity}
     atomic_write_text(config.out / SCORES_FILE, json.dumps(scores, indent=1) + "\n")
     return scores

@@ -10,7 +10,7 @@ Follows VST's `vst/preprocess.py:convert_llava2qwen` (Yangr116/VST) and spec pap
 - text between placeholders is stripped and empty pieces dropped, so `<|image_pad|>\\nQ` renders as
   `<|vision_start|><|image_pad|><|vision_end|>Q`, as in VST;
 - images and video frames are resized with qwen-vl-utils' `smart_resize` (bicubic); videos are decoded with PyAV
-  (`vst.eval.media`) and sampled at `Budgets.video_fps`.
+  (`vst.common.media`) and sampled at `Budgets.video_fps`.
 """
 
 from __future__ import annotations
@@ -23,16 +23,11 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Sample
-from vst.eval.media import (frame_indices, open_image, read_frames, read_video_header, read_video_info,
-                            smart_resize)
+from vst.common.media import (frame_indices, open_image, read_frames, read_video_header, read_video_info,
+                              smart_resize)
+from vst.data.sample import (DEFAULT_SYSTEM_PROMPT, IMAGE_PLACEHOLDER, THINKING_SYSTEM_PROMPT, VIDEO_PLACEHOLDER,
+                             Sample)
 
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-THINKING_SYSTEM_PROMPT = (
-    "You are a helpful assistant. You should first think about the reasoning process in the mind and then provide "
-    "the user with the answer. The reasoning process is enclosed within <think> </think> tags, i.e. <think> "
-    "reasoning process here </think> answer here."
-)
 IGNORE_INDEX = -100
 ROLES = {"human": "user", "gpt": "assistant"}
 FRAME_FACTOR = 2  # Qwen2.5-VL's temporal patch: two frames share one grid of tokens

@@ -103,6 +103,21 @@ class Visibility(_Model):
     depth_median: float  # metres, over the visible pixels
 
 
+def confined_path(path: str) -> str:
+    """`path` if it names a file inside its folder: relative, no `..`, no drive or root. Scene and shard files are
+    made by other people; a frame pointing at `/etc/passwd` or `../../secret` must not be read (or copied into a
+    shard)."""
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    if not path:  # not rendered yet (a camera-only frame)
+        return path
+    posix, windows = PurePosixPath(path), PureWindowsPath(path)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in posix.parts \
+            or ".." in windows.parts or "\0" in path:
+        raise ValueError(f"must be a relative path inside the scene folder (no '..', no absolute path), got {path!r}")
+    return path
+
+
 class Frame(_Model):
     frame_id: str
     timestamp: float = 0.0
@@ -110,10 +125,15 @@ class Frame(_Model):
     cam_to_world: list[list[float]]
     image_path: str
     depth_path: str | None = None
-    depth_scale: float = Field(default=1000.0, gt=0)
+    depth_scale: float = Field(default=1000.0, ge=1e-3, le=1e6)  # stored depth units per metre (1000: millimetres)
     instance_path: str | None = None
     visibility: dict[int, Visibility] = Field(default_factory=dict)
     sequence: str = ""  # vst extension: frames sharing a sequence name form one video / view set, ordered by timestamp
+
+    @field_validator("image_path", "depth_path", "instance_path")
+    @classmethod
+    def _inside_scene(cls, path: str | None) -> str | None:
+        return None if path is None else confined_path(path)
 
     @field_validator("cam_to_world")
     @classmethod
@@ -222,7 +242,11 @@ class Scene(_Model):
         path = scene_dir / SCENE_FILE if scene_dir.is_dir() else scene_dir
         if not path.is_file():
             raise SceneError(f"{path}: file not found")
-        scene = cls.from_json(path.read_text(), str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise SceneError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+        scene = cls.from_json(text, str(path))
         if check_files:
             scene.check_files(path.parent, str(path))
         return scene

@@ -14,7 +14,7 @@ def train_stage(config: str | Path, overrides: Sequence[str] = (), stage: str = 
         raise FileNotFoundError(f"{config}: config file not found")
     if stage == "rl":
         from vst.train.rl import load_config, train_rl as train
-    elif stage == "base":
+    elif stage == "base":  # without held-out scores: `vst.pipeline.build_base` (`vst train base`) adds them
         from vst.train.base import load_base_config as load_config, train_base as train
     else:
         from vst.train.sft import load_config, train_sft as train

@@ -25,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from vst.train.sft import VSTSFTConfig, VSTSFTTrainer, load_config, save_run, training_rows
 from vst.train.curves import SFT_KEYS
@@ -106,24 +107,6 @@ def last_checkpoint(out: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[-1])) if done else None
 
 
-def evaluate(model_dir: Path, heldout: Path, out: Path, batch_size: int, budgets_kwargs: dict) -> dict:
-    """Score the model on the held-out shard (`vst-synth` rules: option letters, yes/no, named options)."""
-    from vst.eval.backends import make_backend
-    from vst.eval.benchmarks import load_all
-    from vst.eval.media import MediaBudget
-    from vst.eval.runner import RunConfig, run
-
-    load_all()
-    backend = make_backend(str(model_dir))
-
-    class _Budget:  # the training media budget for every prompt
-        def generate(self, prompts, media=None, **kwargs):
-            return backend.generate(prompts, media=MediaBudget(**budgets_kwargs), **kwargs)
-
-    config = RunConfig("vst-synth", out, source=str(heldout), batch_size=batch_size, max_new_tokens=48)
-    return run(config, _Budget())
-
-
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
@@ -132,9 +115,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def train_base(config: VSTBaseConfig, log=print) -> Path:
+Evaluate = Callable[[Path, Path, Path, VSTBaseConfig], dict]
+
+
+def train_base(config: VSTBaseConfig, log=print, evaluate: Evaluate | None = None) -> Path:
     """Data, initial model, training (resuming from the newest checkpoint), held-out scores and model card; returns
-    the output folder, a Hugging Face folder that `vst.models.loading.load_model` reads."""
+    the output folder, a Hugging Face folder that `vst.models.loading.load_model` reads.
+
+    `evaluate(model_dir, heldout_shard, out_dir, config) -> scores` (the evaluation layer's runner: `vst.pipeline.
+    build_base` passes it; training never imports evaluation) fills the card's held-out table; without it the card
+    says the model was not evaluated."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from vst.train.collate import SampleCollator
@@ -159,10 +149,7 @@ def train_base(config: VSTBaseConfig, log=print) -> Path:
     if not trainer.is_world_process_zero():
         return out
     train_seconds = time.time() - started
-    budgets = {"image_max_pixels": config.image_max_pixels, "video_min_pixels": config.video_min_pixels,
-               "video_total_pixels": config.video_total_pixels}
-    scores = evaluate(out, heldout_shard, out / "eval-heldout", config.eval_batch_size,
-                      {k: v for k, v in budgets.items() if v is not None})
+    scores = evaluate(out, heldout_shard, out / "eval-heldout", config) if evaluate else None
     write_card(config, out, scores, train_seconds, trainer)
     for leftover in [init, *([] if config.keep_checkpoints else out.glob("checkpoint-*"))]:
         shutil.rmtree(leftover, ignore_errors=True)
@@ -186,7 +173,7 @@ def export(folder: Path, target: Path) -> Path:
     return target
 
 
-def write_card(config: VSTBaseConfig, out: Path, scores: dict, seconds: float, trainer) -> Path:
+def write_card(config: VSTBaseConfig, out: Path, scores: dict | None, seconds: float, trainer) -> Path:
     """`README.md` (model card) and `base_card.json` (the same facts, machine-readable) beside the weights."""
     from vst.data.pretrain import TASKS
 
@@ -201,11 +188,22 @@ def write_card(config: VSTBaseConfig, out: Path, scores: dict, seconds: float, t
         "loss_on": config.loss_on, "data_samples": config.data_samples, "data_seed": config.data_seed,
         "rooms": config.rooms, "seed": config.seed, "wall_s": round(seconds), "commit": git_commit(),
         "final_loss": losses[-1] if losses else None, "tasks": {name: weight for name, (_, weight) in TASKS.items()},
-        "heldout": {"n": scores["n"], "n_unparsed": scores["n_unparsed"], "overall": round(scores["overall"], 1),
-                    "tasks": {k: round(v, 1) for k, v in scores["categories"].items()}},
+        "heldout": scores and {"n": scores["n"], "n_unparsed": scores["n_unparsed"],
+                               "overall": round(scores["overall"], 1),
+                               "tasks": {k: round(v, 1) for k, v in scores["categories"].items()}},
     }
     (out / "base_card.json").write_text(json.dumps(facts, indent=1) + "\n")
-    rows = "\n".join(f"| {task} | {value:.1f} |" for task, value in sorted(scores["categories"].items()))
+    if scores:
+        rows = "\n".join(f"| {task} | {value:.1f} |" for task, value in sorted(scores["categories"].items()))
+        heldout = f"""Held-out (other rooms, seed {config.data_seed + 1}; n = {scores['n']}, {scores['n_unparsed']} unparsed), percent:
+
+| task | score |
+|---|---|
+{rows}
+| **overall** | {scores['overall']:.1f} |
+"""
+    else:
+        heldout = "Not evaluated (`vst train base` evaluates on the held-out shard; `vst.train.base.train_base` alone does not).\n"
     card = f"""---
 library_name: transformers
 license: apache-2.0
@@ -227,13 +225,7 @@ Qwen2.5-VL-Instruct: `vst demo` starts from it. It has never seen a spatial ques
 - Wall time: {seconds / 60:.1f} min on this machine ({os.cpu_count()} cores); commit {facts['commit']}.
 - Reproduce: `vst train base --config configs/train/tiny-base.yaml`.
 
-Held-out (other rooms, seed {config.data_seed + 1}; n = {scores['n']}, {scores['n_unparsed']} unparsed), percent:
-
-| task | score |
-|---|---|
-{rows}
-| **overall** | {scores['overall']:.1f} |
-"""
+{heldout}"""
     (out / "README.md").write_text(card)
     return out / "README.md"
 

@@ -4,7 +4,7 @@ Flow: `load_config` (sft's loader with `VSTGRPOConfig`) -> `train_rl`: shards ->
 `grpo_dataset` for rows in memory; one prompt row per sample: chat messages with media bytes inline, plus its
 `reward` and `answer` JSON) ->
 `VSTGRPOTrainer` with one reward function, `vst_reward`, that dispatches on each row's `reward.fn` to
-`vst.train.rewards` -> a `save_pretrained` folder that `vst.models.loading.load_model` reads back.
+`vst.common.rewards` -> a `save_pretrained` folder that `vst.models.loading.load_model` reads back.
 
 Defaults follow spec paper.md §4.3 (VST's EasyR1 run): clip 0.2 low / 0.28 high (DAPO clip-higher), KL off
 (`beta=0`), n=5 rollouts per prompt at temperature 1.0 / top_p 1.0, 2048-token responses, lr 1e-6 constant, weight
@@ -29,7 +29,7 @@ from vst.data.sample import Sample
 from vst.data.shards import read_samples
 from vst.models.processing import (THINKING_SYSTEM_PROMPT, Budgets, collapse_placeholders, encode_for_generation,
                                    media_factor, prompt_messages, vllm_media)
-from vst.train import rewards as vst_rewards
+from vst.common import rewards as vst_rewards
 from vst.train.curves import RL_KEYS
 from vst.train.sft import (CheckpointResumeMixin, VitLrMixin, VSTSFTConfig, expand_shards, files_fingerprint,
                            save_run)

@@ -31,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
-from vst.eval.parsing import percent, vlmevalkit_choice
+from vst.common.parsing import percent, vlmevalkit_choice
 from vst.eval.prompts import qwen_mcq_prompt
 from vst.eval.rows import image_input, is_local, load_hub_rows, load_local_rows
 

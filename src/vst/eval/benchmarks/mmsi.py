@@ -35,7 +35,7 @@ from pathlib import Path
 
 from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
 from vst.eval.circular import merge_groups
-from vst.eval.parsing import percent
+from vst.common.parsing import percent
 from vst.eval.prompts import qwen_mcq_prompt, row_options
 from vst.eval.rows import image_input, is_local, load_hub_rows, load_local_rows
 

@@ -12,19 +12,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from vst.common.clients import Prompt  # noqa: F401  (benchmarks build prompts: the client type, re-exported here)
+
 BENCHMARKS: dict[str, ModuleType] = {}
-
-
-@dataclass
-class Prompt:
-    text: str  # the user message; media placeholders are added by the model processor
-    images: list[Any] = field(default_factory=list)  # paths or bytes of images, in order
-    video: Any = None  # path or bytes of a video, or a list of frames
-    system: str | None = None
 
 
 @dataclass

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt
-from vst.eval.media import VST_VSI, MediaBudget
-from vst.eval.parsing import first_number, mean_relative_accuracy, parse_float, vsi_first_token
+from vst.common.media import VST_VSI, MediaBudget
+from vst.common.parsing import first_number, mean_relative_accuracy, parse_float, vsi_first_token
 from vst.eval.rows import is_local, load_hub_rows, load_local_rows
 
 NAME = "vsibench"
@@ -67,7 +67,7 @@ NA_POST_PROMPT = "Please answer the question using a single word or phrase."
 MCQ_POST_PROMPT = "Answer with the option's letter from the given choices directly."
 SYSTEM_PROMPT = {"official": None, "vst": "You are a helpful assistant.", "lmms_eval": "You are a helpful assistant."}
 
-# How the video becomes frames, per protocol (vst.eval.media.MediaBudget; the backend applies it).
+# How the video becomes frames, per protocol (vst.common.media.MediaBudget; the backend applies it).
 # official: the thinking-in-space Qwen2-VL wrapper leaves qwen-vl-utils at its defaults (fps 2).
 # vst: eval_vsibench.py, fps 4 within total_pixels 8192·28², min_pixels 16·28².
 # lmms_eval: its qwen2_5_vl wrapper keeps 32 frames (linspace over fps-2 frames, not over the raw ones as here) at

@@ -1,6 +1,6 @@
 """vst-synth: vst's held-out benchmark over parquet shards written by `vst data generate` (one row = one Sample).
 
-No upstream code to cite: the rules are vst's own, reusing the shared parsers (`vst.eval.parsing`, lenient forms, as
+No upstream code to cite: the rules are vst's own, reusing the shared parsers (`vst.common.parsing`, lenient forms, as
 VST's RL rewards read answers after `</think>`) and the detection AP of `vst.eval.detection`. Per answer type:
 - mc: the option letter (`letter_in`; an answer that names exactly one option's text also counts as that letter);
 - yesno: a leading "yes"/"no", else the only one of the two words in the answer;
@@ -26,7 +26,7 @@ from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
 from vst.data.shards import read_samples
 from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt
 from vst.eval.detection import detection_record, f1_score, mean_average_precision, parse_boxes
-from vst.eval.parsing import first_number, letter_in, mean_relative_accuracy, strip_think
+from vst.common.parsing import first_number, letter_in, mean_relative_accuracy, strip_think
 
 NAME = "vst-synth"
 PROTOCOLS = ("official",)

@@ -5,7 +5,7 @@ Every reward is `fn(response: str, answer: dict, **kwargs) -> float in [0, 1]`, 
 response is the text after the last `</think>` (VST's `<think>…</think> answer` format, spec paper.md §3.3-3.4).
 `total` combines accuracy and format as VST does: `(1 - w) * accuracy + w * format`, w = 0.5.
 
-Parsers are shared with evaluation (`vst.eval.parsing`), so "correct" means the same thing in both.
+Parsers are shared with evaluation (`vst.common.parsing`), so "correct" means the same thing in both.
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ from typing import Any, Callable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vst.eval.parsing import first_number, mean_relative_accuracy, strip_think
+from vst.common.parsing import first_number, mean_relative_accuracy, strip_think
 
 FORMAT_WEIGHT = 0.5  # VST's vlm3d reward: overall = (1 - w) * accuracy + w * format
 NUMERIC_TOLERANCE = 0.05  # VST's relaxed_score: 5 % relative error
 BOX_TP_IOU = 0.25  # VST's 3D-box reward: a true positive needs IoU >= 0.25
 MAP_GRID_DIAGONAL = 10 * math.sqrt(2)  # SpaceR's map score normaliser on a 10 x 10 grid
-THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
+MAX_RESPONSE_CHARS = 100_000  # ~25k tokens, above any rollout length: longer text scores 0 at once (input cap)
+MAX_REWARD_BOXES = 64  # a 3D-box answer listing more boxes than this is babble: reward 0 (IoU costs ~ms per pair)
+MAX_MATH_CHARS = 2000  # math-verify reads the last 2,000 characters of an answer (16 s on 1 MB otherwise)
+MAX_MAP_POINTS = 100  # guesses read per category: a 10 x 10 map holds no more, and a babbling policy can't stall GRPO
 VST_LETTER = re.compile(r"\b[A-F]\b(?!\s[a-zA-Z])")  # VST multi_choices_score: an isolated letter not starting a phrase
 
 Reward = Callable[..., float]
@@ -54,7 +57,11 @@ def format_reward(response: str, answer: dict | None = None, **kwargs: Any) -> f
     >>> format_reward("B")
     0.0
     """
-    if not isinstance(response, str) or len(THINK_BLOCK.findall(response)) != 1 or response.count("<think>") != 1:
+    # str.count / str.find, not a regex: `<think>.*?</think>` rescans the rest of the text from every unclosed
+    # `<think>`, quadratic on a babbling policy (9 s for 8,000 of them), and GRPO calls this on every rollout.
+    if not isinstance(response, str) or len(response) > MAX_RESPONSE_CHARS or response.count("<think>") != 1:
+        return 0.0
+    if response.find("</think>", response.find("<think>")) < 0:
         return 0.0
     return 1.0 if response.split("</think>", 1)[1].strip() else 0.0
 
@@ -110,7 +117,8 @@ def math_reward(response: str, answer: dict, **kwargs: Any) -> float:
     try:
         from math_verify import parse, verify
 
-        return 1.0 if verify(parse(str(answer.get("value", ""))), parse(answer_text(response))) else 0.0
+        text = answer_text(response)[-MAX_MATH_CHARS:]  # the final answer is at the end; math-verify is superlinear
+        return 1.0 if verify(parse(str(answer.get("value", ""))), parse(text)) else 0.0
     except Exception:  # math-verify raises on some inputs (and times out on pathological ones): no reward
         return 0.0
 
@@ -165,6 +173,12 @@ def parse_boxes(text: str) -> list[dict] | None:
     return boxes
 
 
+def _may_overlap(a: list[float], b: list[float]) -> bool:
+    """False when the boxes' bounding spheres are apart (IoU is 0 without clipping polygons)."""
+    reach = (math.dist((0, 0, 0), a[3:6]) + math.dist((0, 0, 0), b[3:6])) / 2
+    return math.dist(a[:3], b[:3]) <= reach
+
+
 def _iou_matrix(predicted: list[dict], truth: list[dict]) -> np.ndarray:
     from vst.scene.geometry import box_iou_3d, vst9_to_box
 
@@ -173,7 +187,7 @@ def _iou_matrix(predicted: list[dict], truth: list[dict]) -> np.ndarray:
         if min(p["bbox_3d"][3:6]) <= 0:
             continue  # zero-volume prediction: IoU 0, as pytorch3d's box3d_overlap gives
         for j, t in enumerate(truth):
-            if p["label"].lower() == t["label"].lower():
+            if p["label"].lower() == t["label"].lower() and _may_overlap(p["bbox_3d"], t["bbox_3d"]):
                 matrix[i, j] = box_iou_3d(vst9_to_box(p["bbox_3d"]), vst9_to_box(t["bbox_3d"]))
     return matrix
 
@@ -182,7 +196,7 @@ def _iou_matrix(predicted: list[dict], truth: list[dict]) -> np.ndarray:
 def boxes3d(response: str, answer: dict, **kwargs: Any) -> float:
     """VST's 3D-box accuracy: Hungarian matching on 3D IoU, 0.5 * (sum of matched IoU / #truth) + 0.5 * F1 at IoU 0.25."""
     predicted, truth = parse_boxes(response), answer.get("value") or []
-    if predicted is None or not truth:
+    if predicted is None or not truth or len(predicted) > MAX_REWARD_BOXES:
         return 0.0
     if not predicted:
         return 0.0
@@ -211,12 +225,13 @@ def map_score(response: str, answer: dict, **kwargs: Any) -> float:
     total, weight = 0.0, 0
     for category, points in truth.items():
         truth_points = [np.asarray(p, dtype=float) for p in points]
-        guesses = [np.asarray(p, dtype=float) for p in _points(predicted.get(category))]
+        guesses = [np.asarray(p, dtype=float) for p in _points(predicted.get(category))[:MAX_MAP_POINTS]]
         weight += len(truth_points)
-        pairs, used = [], set()
+        pairs, used_guesses, used = [], set(), set()
         for distance, i, j in sorted((float(np.linalg.norm(g - t)), i, j) for i, g in enumerate(guesses) for j, t in enumerate(truth_points)):
-            if i not in {p[0] for p in pairs} and j not in used:
+            if i not in used_guesses and j not in used:
                 pairs.append((i, j, distance))
+                used_guesses.add(i)
                 used.add(j)
         if pairs:
             score = sum(max(0.0, 1.0 - d / MAP_GRID_DIAGONAL) for _, _, d in pairs) / max(len(guesses), len(truth_points))
@@ -242,6 +257,8 @@ def score(fn: str, response: str, answer: dict, **kwargs: Any) -> float:
     """Accuracy reward `fn` for one response; an unknown name is an error listing the known ones."""
     if fn not in REWARDS:
         raise KeyError(f"unknown reward {fn!r}; known rewards: {', '.join(sorted(REWARDS))}")
+    if isinstance(response, str) and len(response) > MAX_RESPONSE_CHARS:
+        return 0.0
     try:
         value = REWARDS[fn](response, answer, **kwargs)
     except Exception:  # rewards may swallow bad text (STYLE.md): any failure on a response is a zero reward

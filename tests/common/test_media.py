@@ -1,4 +1,4 @@
-"""Frame sampling and pixel budgets (vst.eval.media), with sizes and indices worked out by hand from Qwen's rules."""
+"""Frame sampling and pixel budgets (vst.common.media), with sizes and indices worked out by hand from Qwen's rules."""
 
 import io
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vst.eval.media import (
+from vst.common.media import (
     VST_VSI,
     MediaBudget,
     frame_indices,

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vst.train import rewards
-from vst.train.rewards import REWARDS, batched, format_reward, score, total
+from vst.common import rewards
+from vst.common.rewards import REWARDS, batched, format_reward, score, total
 
 MC = {"type": "mc", "value": "B", "options": ["A. chair", "B. lamp"]}
 NUMBER = {"type": "number", "value": 2.0}
@@ -149,3 +149,38 @@ def test_no_response_text_raises(text):
     for name, answer in ANSWERS.items():
         value = REWARDS[name](text, answer)  # the raw functions themselves, not the guarded `score`
         assert 0.0 <= value <= 1.0
+
+
+def test_format_without_a_regex_means_what_the_regex_meant():
+    """`format` counts and finds instead of matching `<think>.*?</think>` (quadratic on unclosed tags); on random
+    mixes of the tags it agrees with the regex definition."""
+    import random
+    import re
+
+    block = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+    def by_regex(text):
+        if len(block.findall(text)) != 1 or text.count("<think>") != 1:
+            return 0.0
+        return 1.0 if text.split("</think>", 1)[1].strip() else 0.0
+
+    rng = random.Random(0)
+    parts = ["<think>", "</think>", " a ", "B", "\n", "<think", "think>", "</think"]
+    texts = ["".join(rng.choice(parts) for _ in range(rng.randint(0, 8))) for _ in range(5000)]
+    assert [rewards.format_reward(t) for t in texts] == [by_regex(t) for t in texts]
+    assert sum(by_regex(t) for t in texts) > 100  # the mix holds well-formed answers too
+
+
+def test_babble_is_cut_before_it_costs():
+    """GRPO scores every rollout: a policy that lists hundreds of boxes or writes a megabyte gets 0, quickly."""
+    box = {"bbox_3d": [0, 0, 3, 1, 1, 1, 0, 0, 0], "label": "chair"}
+    truth = {"value": [box]}
+    assert rewards.boxes3d(json.dumps([box]), truth) == 1.0
+    assert rewards.boxes3d(json.dumps([box] * (rewards.MAX_REWARD_BOXES + 1)), truth) == 0.0
+    far = {**box, "bbox_3d": [5, 0, 3, 1, 1, 1, 0, 0, 0]}
+    assert not rewards._may_overlap(far["bbox_3d"], box["bbox_3d"])
+    assert rewards._may_overlap([0.9, 0, 3, 1, 1, 1, 0, 0, 0], box["bbox_3d"])
+    assert rewards.boxes3d(json.dumps([far]), truth) == 0.0
+    points = {"chair": [[1.0, 1.0]] * 5000}
+    assert 0.0 <= rewards.map_score(json.dumps(points), {"value": {"chair": [[1.0, 1.0]]}}) <= 1.0
+    assert rewards.format_reward("<think>" * 50_000) == 0.0
