@@ -73,6 +73,7 @@ def test_tiny_pipeline_runs_every_stage_writes_the_report_and_resumes(tmp_path, 
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["demo", "--config", str(tmp_path / "pipeline.yaml"), "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "items answered" in result.output  # evaluations report progress as they go
     for stage in ("base", "sft", "coldstart", "rl"):
         scores = json.loads((out / "eval" / stage / "scores.json").read_text())
         assert scores["benchmark"] == "vst-synth" and scores["n"] > 0

@@ -293,7 +293,7 @@ class Pipeline:
         scores = score_vst_synth(
             model, benchmark_dir or self.out / "data" / "heldout", out or self.out / "eval" / stage, sizes,
             batch_size=e.batch_size, limit=e.limit, system=THINKING_SYSTEM_PROMPT if think else None,
-            max_new_tokens=max_new_tokens or (e.think_max_new_tokens if think else e.max_new_tokens))
+            max_new_tokens=max_new_tokens or (e.think_max_new_tokens if think else e.max_new_tokens), log=self.log)
         what = "general held-out" if benchmark_dir else "vst-synth"
         self.log(f"{stage}: {what} overall {scores['overall']:.1f} % over {scores['n']} items ({scores['n_unparsed']} unparsed)")
         return scores
@@ -318,8 +318,10 @@ class StageBackend:
 
 
 def score_vst_synth(model: str, source: Path, out: Path, media: dict[str, int | None], *, batch_size: int,
-                    max_new_tokens: int, system: str | None = None, limit: int | None = None) -> dict:
-    """Score `model` (a backend spec) on a vst-synth folder or shard with the media budget it was trained with."""
+                    max_new_tokens: int, system: str | None = None, limit: int | None = None,
+                    log: Callable[[str], None] | None = None) -> dict:
+    """Score `model` (a backend spec) on a vst-synth folder or shard with the media budget it was trained with;
+    `log` hears progress about every tenth of the items (a thinking-mode evaluation runs for minutes)."""
     from vst.common.media import MediaBudget
     from vst.eval.backends import make_backend
     from vst.eval.benchmarks import load_all
@@ -330,7 +332,14 @@ def score_vst_synth(model: str, source: Path, out: Path, media: dict[str, int | 
     backend = StageBackend(make_backend(model), system, MediaBudget(**sizes) if sizes else None)
     config = RunConfig("vst-synth", out, source=str(source), limit=limit, batch_size=batch_size,
                        max_new_tokens=max_new_tokens, model=model)
-    return run(config, backend)
+    started, reported = time.time(), [0]
+
+    def progress(done: int, total: int) -> None:
+        if log and (done == total or done - reported[0] >= max(total // 10, 1)):
+            reported[0] = done
+            log(f"  {out.name}: {done}/{total} items answered ({time.time() - started:.0f} s)")
+
+    return run(config, backend, progress)
 
 
 # -- the tiny base ---------------------------------------------------------------------------------------------------

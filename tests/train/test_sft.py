@@ -89,6 +89,28 @@ def test_unknown_yaml_key_names_file_and_key(tmp_path):
         load_config(None, ["vit_lrr=1e-6"])
 
 
+@pytest.mark.parametrize("text, expected", [
+    ('max_steps: "abc"\n', r"bad\.yaml: max_steps: expected an integer, got 'abc'"),
+    ("learning_rate: [1, 2]\n", r"bad\.yaml: learning_rate: expected a number, got \[1, 2\]"),
+    ("shards: 5\n", r"bad\.yaml: shards: expected a list, got 5"),
+    ("shards: [a.parquet, 3]\n", None),  # list[str] items are not checked (str fields take what YAML gives)
+    ("use_cpu: maybe\n", r"bad\.yaml: use_cpu: expected true or false, got 'maybe'"),
+    ("a: !!python/object:os.system\n", r"bad\.yaml: line 3: invalid YAML \(could not determine a constructor"),
+    ("a: [1, 2\n", r"bad\.yaml: line 4: invalid YAML \(expected ',' or ']'"),
+])
+def test_malformed_or_mistyped_yaml_is_one_line_naming_file_and_key(text, expected, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("use_cpu: true\nbf16: false\n" + text if "use_cpu" not in text else "bf16: false\n" + text)
+    if expected is None:
+        assert load_config(path).shards == ["a.parquet", 3]
+        return
+    with pytest.raises(ValueError, match=expected) as error:
+        load_config(path)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="override 'max_steps=abc': max_steps|overrides: max_steps: expected an integer"):
+        load_config(None, ["max_steps=abc"])
+
+
 def test_yaml_values_keep_trl_types(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text("save_strategy: no\nlearning_rate: 5e-5\nvit_lr: 5e-6\nuse_cpu: true\nbf16: false\n")

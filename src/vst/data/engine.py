@@ -12,6 +12,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,7 @@ def _map_scenes(function: Callable, jobs: list[tuple], workers: int):
 
     context = multiprocessing.get_context("spawn")  # EGL contexts are not fork-safe
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker,
-                             initargs=(True,)) as pool:
+                             initargs=(True, os.getpid())) as pool:
         for future in as_completed([pool.submit(function, job) for job in jobs]):
             yield future.result()
 

@@ -51,9 +51,29 @@ def config_fingerprint(seed: int, config: ProceduralConfig) -> str:
 _worker_renderer = None
 
 
-def _init_worker(single_threaded: bool) -> None:
+def _init_worker(single_threaded: bool, parent: int | None = None) -> None:
+    """Start-up of a worker process (scene generation and the data engine); `parent`: the pool owner's pid."""
     if single_threaded:
         os.environ["LP_NUM_THREADS"] = "1"  # two worker processes on two cores: one llvmpipe thread each
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int | None = None, poll_s: float = 0.5) -> None:
+    """Exit this worker when its parent dies, however it dies: a SIGKILLed `vst data generate --workers 2` must not
+    leave workers (and multiprocessing's resource tracker, which ends with them) running. The parent's pid is
+    polled from a daemon thread; when the process is re-parented, the worker exits at once. Pass the owner's pid
+    (`os.getpid()` where the pool is made): a parent killed while the worker was still starting is noticed too."""
+    import threading
+    import time
+
+    parent = os.getppid() if parent is None else parent
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def build_scene(out: Path, seed: int, index: int, config: ProceduralConfig) -> tuple[str, int]:
@@ -123,7 +143,7 @@ def generate_scenes(
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # EGL contexts are not fork-safe
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(True,)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(True, os.getpid())) as pool:
             outcomes = pool.map(_build_or_error, todo)
             _collect(outcomes, result, on_scene)
     else:

@@ -140,8 +140,56 @@ _Yaml12Loader.add_implicit_resolver(
 )
 
 
-def _parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Yaml12Loader)
+def _parse_yaml(text: str, where: str = "config") -> Any:
+    """YAML 1.2 values, safely (no `!!python` tags); a malformed file is one line naming `where`, line and problem."""
+    try:
+        return yaml.load(text, Loader=_Yaml12Loader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{where}:{line} invalid YAML ({problem})") from None
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """Why `value` does not fit the field type `hint` (None when it fits or the type is not a plain one): a YAML
+    typo such as `max_steps: "abc"` or `shards: 5` is caught here, before a traceback deep inside the trainer."""
+    import types
+    import typing
+
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        problems = [_type_problem(value, option) for option in arguments]
+        return None if any(problem is None for problem in problems) else problems[0]
+    if hint is type(None):
+        return None if value is None else "expected null"
+    if value is None:
+        return None  # TRL fills many None defaults itself
+    if hint is str:
+        return None  # string fields take what YAML gives (TRL converts, e.g. `fsdp: true`)
+    names = {int: "an integer", float: "a number", bool: "true or false"}
+    if hint in names:
+        fits = (isinstance(value, (int, float)) and not isinstance(value, bool) if hint is float
+                else isinstance(value, int) and not isinstance(value, bool) if hint is int
+                else isinstance(value, hint))
+        return None if fits else f"expected {names[hint]}, got {value!r}"
+    if origin is list:
+        if not isinstance(value, list):
+            return f"expected a list, got {value!r}"
+        inner = arguments[0] if arguments else None
+        problems = [_type_problem(item, inner) for item in value] if inner in names else []
+        return next((f"item {i}: {p}" for i, p in enumerate(problems) if p), None)
+    return None
+
+
+def _field_types(config_class: type) -> dict[str, Any]:
+    """Field name -> type of a config dataclass (TRL's and ours); {} where the annotations cannot be resolved."""
+    import typing
+
+    try:
+        return typing.get_type_hints(config_class)
+    except Exception:  # noqa: BLE001 - a forward reference we cannot resolve only costs the type check
+        return {}
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = (), config_class: type | None = None):
@@ -156,7 +204,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), config_c
     values: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text()
-        loaded = _parse_yaml(text) or {}
+        loaded = _parse_yaml(text, str(path)) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping of TRL/vst config keys, got {type(loaded).__name__}")
         for key in loaded:
@@ -170,7 +218,12 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), config_c
             raise ValueError(f"override {item!r}: expected key=value")
         if key not in known:
             raise ValueError(f"override {item!r}: {key}: unknown key ({where})")
-        values[key] = _parse_yaml(raw) if raw.strip() else None
+        values[key] = _parse_yaml(raw, f"override {item!r}") if raw.strip() else None
+    hints = _field_types(config_class)
+    for key, value in values.items():
+        problem = _type_problem(value, hints.get(key))
+        if problem:
+            raise ValueError(f"{path or 'overrides'}: {key}: {problem}")
     try:
         return config_class(**values)
     except (TypeError, ValueError) as error:
