@@ -100,6 +100,38 @@ def test_bad_scene_is_one_line_and_exit_1(tmp_path, change, expected):
         runner.invoke(app, ["--debug", "scenes", "render", str(tmp_path)], catch_exceptions=False)
 
 
+@pytest.mark.parametrize("damage", ["depth_path", "instance_path"])
+def test_truncated_depth_or_id_png_via_show_is_one_line(damage, rendered_scene, tmp_path):
+    import shutil
+
+    _, folder = rendered_scene
+    shutil.copytree(folder, tmp_path / "scene")
+    frame = json.loads((tmp_path / "scene" / "scene.json").read_text())["frames"][0]
+    png = tmp_path / "scene" / frame[damage]
+    png.write_bytes(png.read_bytes()[:200])
+    result = invoke("scenes", "show", tmp_path / "scene", "--out", tmp_path / "p.png")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "not a readable" in result.output and png.name in result.output
+
+
+def test_a_frame_smaller_than_its_intrinsics_is_named(rendered_scene, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from vst.data.context import SceneContext
+    from vst.scene.types import Scene, SceneError
+
+    _, folder = rendered_scene
+    shutil.copytree(folder, tmp_path / "scene")
+    scene = Scene.load(tmp_path / "scene")
+    frame = scene.frames[0]
+    image = tmp_path / "scene" / frame.image_path
+    Image.open(image).resize((32, 24)).save(image)
+    with pytest.raises(SceneError, match=f"frame {frame.frame_id}: image is 32x24, its intrinsics say"):
+        SceneContext(scene, tmp_path / "scene").image(frame)
+
+
 def test_missing_frame_file_via_show(tmp_path):
     (tmp_path / "scene.json").write_text(json.dumps(MINIMAL))
     result = invoke("scenes", "show", tmp_path, "--out", tmp_path / "p.png")

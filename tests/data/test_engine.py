@@ -158,6 +158,31 @@ def test_released_vst_row_loads_through_the_same_reader(tmp_path):
         Sample.from_row({"id": "x", "conversations": "oops"})
 
 
+@pytest.mark.parametrize("image_path, error", [
+    ("frames/a.jpg", None),
+    ("/etc/passwd", r"row 0: images\[0\].path: must be a relative path inside"),
+    ("../outside.jpg", r"row 0: images\[0\].path: must be a relative path inside"),
+    ("frames/missing.jpg", r"row 0: images\[0\]: no bytes, and no file at .*missing.jpg"),
+])
+def test_path_only_images_are_read_from_inside_the_shard_folder(image_path, error, tmp_path):
+    """Rows other tools wrote may name images by path only: read relative to the shard, never outside it."""
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "a.jpg").write_bytes(b"\xff\xd8jpeg-a")
+    (tmp_path / "outside.jpg").write_bytes(b"secret")
+    row = {"id": "x", "type": "image", "images": [{"bytes": None, "path": image_path}],
+           "conversations": [{"from": "human", "value": "<|image_pad|>Which?"}, {"from": "gpt", "value": "A"}]}
+    (tmp_path / "shards").mkdir()
+    path = tmp_path / "shards" / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist([row]), path)
+    if error is None:
+        (tmp_path / "shards" / "frames").mkdir()
+        (tmp_path / "shards" / "frames" / "a.jpg").write_bytes(b"\xff\xd8jpeg-a")
+        assert list(read_samples(path))[0].images[0].bytes == b"\xff\xd8jpeg-a"
+        return
+    with pytest.raises(ValueError, match=error):
+        list(read_samples(path))
+
+
 def test_llava_and_verl_round_trips(scenes, tmp_path):
     manifest = run(config(scenes, tmp_path))
     samples = list(read_samples(tmp_path / manifest["shard"]))
@@ -203,3 +228,27 @@ def test_recipe_quotas_and_errors(tmp_path):
         load_recipe(str(bad))
     with pytest.raises(ValueError, match="unknown recipe"):
         load_recipe("nope")
+
+
+def test_stats_name_an_undecodable_image(tmp_path):
+    row = {"id": "bad-1", "type": "image", "images": [{"bytes": b"\xff\xd8truncated", "path": "a.jpg"}],
+           "conversations": [{"from": "human", "value": "<|image_pad|>Which?"}, {"from": "gpt", "value": "A"}]}
+    pq.write_table(pa.Table.from_pylist([row]), tmp_path / "rows.parquet")
+    with pytest.raises(ValueError, match=r"sample bad-1: images\[0\]: not a readable image"):
+        shard_stats([tmp_path / "rows.parquet"])
+
+
+def test_the_manifest_checksum_catches_a_changed_shard(scenes, tmp_path):
+    from vst.data.shards import file_sha256, verify_shard
+    from vst.train.sft import expand_shards
+
+    manifest = run(config(scenes, tmp_path))
+    shard = tmp_path / manifest["shard"]
+    assert manifest["sha256"] == hashlib.sha256(shard.read_bytes()).hexdigest() == file_sha256(shard)
+    assert verify_shard(shard) and shard_stats([shard])["rows"] == manifest["rows"]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the file
+    shard.write_bytes(bytes(data))
+    for check in (lambda: verify_shard(shard), lambda: shard_stats([shard]), lambda: expand_shards([shard])):
+        with pytest.raises(ValueError, match=r"sha256 differs from shard-.*manifest.json"):
+            check()

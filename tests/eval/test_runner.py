@@ -70,3 +70,26 @@ def test_an_item_twice_in_a_predictions_file_is_an_error(source, tmp_path):
     path.write_text(path.read_text() * 2)
     with pytest.raises(ValueError, match=r"line 3: item vst_index 0 again \(first on line 1\)"):
         score_file("cvbench", path)
+
+
+def test_a_source_without_items_says_so(tmp_path):
+    import pyarrow.parquet as pq
+
+    from vst.data.shards import SCHEMA
+
+    load_all()
+    pq.write_table(SCHEMA.empty_table(), tmp_path / "empty.parquet")
+    with pytest.raises(ValueError, match=r"empty.parquet: no vst-synth items to evaluate"):
+        run(RunConfig("vst-synth", tmp_path / "out", source=str(tmp_path / "empty.parquet"), model="m"), Scripted("A"))
+
+
+def test_malformed_prediction_lines_are_named_or_scored_as_unparsed(tmp_path):
+    load_all()
+    box = [0, 0, 3, 1, 1, 1, 0, 0, 0]
+    good = {"id": 0, "category": "chair", "boxes": [box], "benchmark": "det3d-sunrgbd", "vst_index": 0}
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({**good, "response": None}) + "\n" + json.dumps({**good, "vst_index": 1, "response": 5}) + "\n")
+    assert score_file("det3d-sunrgbd", path)["n_unparsed"] == 2
+    path.write_text(json.dumps({**good, "boxes": [[0, 0, 3, 1, 1, None, 0, 0, 0]], "response": "[]"}) + "\n")
+    with pytest.raises(ValueError, match=r"p.jsonl: line 1: boxes\[0\]: expected 9 finite numbers"):
+        score_file("det3d-sunrgbd", path)

@@ -343,3 +343,16 @@ def test_shards_are_memory_mapped(shard, tmp_path):
     pq.write_table(pq.read_table(shard).slice(0, 0), empty)
     with pytest.raises(ValueError, match="hold no rows"):
         load_shards(empty)
+
+
+def test_a_foreign_parquet_is_named_before_training(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vst.train.sft import expand_shards
+
+    pq.write_table(pa.table({"a": [1, 2]}), tmp_path / "wrong.parquet")
+    with pytest.raises(ValueError, match=r"wrong.parquet: id: missing column"):
+        expand_shards([tmp_path / "wrong.parquet"])
+    with pytest.raises(FileNotFoundError, match=r"gone.parquet: file not found"):
+        expand_shards([tmp_path / "gone.parquet"])

@@ -45,9 +45,14 @@ class SceneContext:
             path = self.folder / frame.image_path
             try:
                 with Image.open(path) as image:
-                    self._images[frame.frame_id] = image.convert("RGB")
+                    rgb = image.convert("RGB")
             except (OSError, SyntaxError, ValueError) as error:  # PIL: unidentified, truncated or corrupt
                 raise SceneError(f"{path}: frame {frame.frame_id}: not a readable image ({error})") from None
+            declared = (frame.intrinsics.width, frame.intrinsics.height)
+            if rgb.size != declared:  # markers and projections would land off the picture
+                raise SceneError(f"{path}: frame {frame.frame_id}: image is {rgb.size[0]}x{rgb.size[1]}, its "
+                                 f"intrinsics say {declared[0]}x{declared[1]}")
+            self._images[frame.frame_id] = rgb
         return self._images[frame.frame_id]
 
     def instance_ids(self, frame: Frame) -> np.ndarray:

@@ -25,7 +25,7 @@ from vst import __version__
 from vst.data.context import SceneContext
 from vst.data.recipes import Recipe
 from vst.data.sample import Sample
-from vst.data.shards import concatenate, shard_name, start_parts, write_json, write_samples
+from vst.data.shards import concatenate, file_sha256, shard_name, start_parts, write_json, write_samples
 from vst.data.skills import SKILLS, get_skill
 from vst.scene.types import SCENE_FILE, Scene, SceneError
 
@@ -88,9 +88,12 @@ def estimate_tokens(sample: Sample, video_frame_size: tuple[int, int] = (448, 44
         per_frame = video_frame_size[0] * video_frame_size[1] // IMAGE_TOKEN_PIXELS
         return text + per_frame * max(frames // 2, 1)  # Qwen2.5-VL merges 2 frames per temporal patch
     visual = 0
-    for media in sample.images:
-        with Image.open(io.BytesIO(media.bytes)) as image:  # reads the header only
-            visual += image.width * image.height // IMAGE_TOKEN_PIXELS
+    for number, media in enumerate(sample.images):
+        try:
+            with Image.open(io.BytesIO(media.bytes)) as image:  # reads the header only
+                visual += image.width * image.height // IMAGE_TOKEN_PIXELS
+        except (OSError, SyntaxError, ValueError, TypeError) as error:
+            raise ValueError(f"sample {sample.id}: images[{number}]: not a readable image ({error})") from None
     return text + visual
 
 
@@ -205,7 +208,7 @@ def _manifest(config, fingerprint, shard_path, part_paths, totals, skipped, skil
         for skill, counts in record["letters"].items():
             letters.setdefault(skill, Counter()).update(counts)
     return {
-        "shard": shard_path.name, "rows": rows, "fingerprint": fingerprint, "vst_version": __version__, "seed": config.seed,
+        "shard": shard_path.name, "rows": rows, "sha256": file_sha256(shard_path), "fingerprint": fingerprint, "vst_version": __version__, "seed": config.seed,
         "n_requested": config.n, "recipe": {"name": config.recipe.name, "weights": config.recipe.weights, "min_fraction": config.recipe.min_fraction},
         "options": config.options, "shard_index": config.shard_index, "num_shards": config.num_shards,
         "scenes": sorted(p.stem for p in part_paths), "skipped_scenes": skipped, "skill_errors": skill_errors,

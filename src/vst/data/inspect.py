@@ -13,7 +13,7 @@ import numpy as np
 
 from vst.data.engine import estimate_tokens
 from vst.data.sample import Sample
-from vst.data.shards import read_samples
+from vst.data.shards import read_samples, verify_shard
 
 
 def shard_stats(paths: Iterable[str | Path]) -> dict:
@@ -21,7 +21,10 @@ def shard_stats(paths: Iterable[str | Path]) -> dict:
     skills, modalities, answer_types, tokens = Counter(), Counter(), Counter(), Counter()
     letters: dict[str, Counter] = {}
     rows = 0
-    for sample in read_samples(list(paths)):
+    paths = list(paths)
+    for path in paths:
+        verify_shard(path)
+    for sample in read_samples(paths):
         rows += 1
         skills[sample.skill] += 1
         modalities[sample.modality] += 1

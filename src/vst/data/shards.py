@@ -8,6 +8,7 @@ keeps them and generates the rest. The shard and then its manifest are written l
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vst.data.sample import Sample
-from vst.scene.types import atomic_write_text
+from vst.scene.types import atomic_write_text, confined_path
 
 SCHEMA = pa.schema(
     [
@@ -69,6 +70,33 @@ def open_shard(path: str | Path) -> pq.ParquetFile:
     return shard
 
 
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_shard(path: str | Path) -> bool:
+    """Check a shard against the sha256 its manifest (`<name>.manifest.json` beside it) recorded; False when there
+    is no manifest to check against. A shard changed or damaged after it was written is an error naming both files."""
+    path = Path(path)
+    manifest = path.with_name(path.name.removesuffix(".parquet") + ".manifest.json")
+    if not manifest.is_file():
+        return False
+    try:
+        expected = json.loads(manifest.read_text()).get("sha256")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{manifest}: not valid JSON") from None
+    if expected is None:
+        return False
+    if file_sha256(path) != expected:
+        raise ValueError(f"{path}: sha256 differs from {manifest.name} (changed or damaged after it was written); "
+                         "regenerate it or remove the manifest")
+    return True
+
+
 def read_samples(paths: str | Path | Iterable[str | Path]) -> Iterator[Sample]:
     """Samples from one or more parquet files, in order, read one row group at a time (a shard never has to fit in
     memory); rows of released VST data load unchanged, and a bad row's error names its file and row."""
@@ -76,8 +104,25 @@ def read_samples(paths: str | Path | Iterable[str | Path]) -> Iterator[Sample]:
         index = 0
         for batch in open_shard(path).iter_batches(batch_size=ROW_GROUP_SIZE):
             for row in batch.to_pylist():
-                yield Sample.from_row(row, f"{path}: row {index}")
+                where = f"{path}: row {index}"
+                yield _embed_media(Sample.from_row(row, where), Path(path).parent, where)
                 index += 1
+
+
+def _embed_media(sample: Sample, folder: Path, where: str) -> Sample:
+    """Images given only by path (rows other tools wrote) are read here, relative to the shard's folder and confined
+    to it, so nothing downstream opens a path a shard names (`/etc/passwd`, `../..`)."""
+    for number, media in enumerate(sample.images):
+        if media.bytes is not None:
+            continue
+        try:
+            file = folder / confined_path(media.path)
+        except ValueError as error:
+            raise ValueError(f"{where}: images[{number}].path: {error}") from None
+        if not media.path or not file.is_file():
+            raise ValueError(f"{where}: images[{number}]: no bytes, and no file at {file}")
+        media.bytes = file.read_bytes()
+    return sample
 
 
 def concatenate(parts: list[Path], out: Path) -> int:

@@ -50,7 +50,13 @@ def score_file(benchmark: str, path: str | Path, protocol: str = "official") -> 
         missing = [name for name in (*module.ROW_FIELDS, "response") if name not in row]
         if missing:
             raise ValueError(f"{path}: line {number}: missing field(s) {', '.join(missing)}: not a {benchmark} predictions file")
-        items.append(module.score_item(row, row.get("response") or "", protocol))
+        response = row.get("response")
+        if not isinstance(response, str):  # null, or a number a hand-made file stored unquoted
+            response = "" if response is None else json.dumps(response)
+        try:
+            items.append(module.score_item(row, response, protocol))
+        except (ValueError, TypeError, KeyError, IndexError) as error:  # a malformed native field
+            raise ValueError(f"{path}: line {number}: {error}") from None
     if not items:
         raise ValueError(f"{path}: no predictions")
     result = module.aggregate(items, protocol)

@@ -91,6 +91,8 @@ def run(config: RunConfig, backend, on_batch: Callable[[int, int], None] | None 
     rows = module.load_rows(source, revision=config.revision, limit=config.limit)
     if hasattr(module, "expand_rows"):  # e.g. MMSI's circular protocol asks every rotation of the options
         rows = module.expand_rows(rows, config.protocol)
+    if not rows:
+        raise ValueError(f"{source}: no {config.benchmark} items to evaluate")
     config.out.mkdir(parents=True, exist_ok=True)
     identity = config.identity(str(source))
     check_run(config.out, identity, config.overwrite)

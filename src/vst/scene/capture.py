@@ -18,7 +18,7 @@ from scipy import ndimage
 from vst.scene.geometry import box_corners, project_points, world_to_camera
 from vst.scene.mesh import scene_mesh
 from vst.scene.render import Renderer, RenderOutput
-from vst.scene.types import Frame, Scene, Visibility, atomic_write_bytes
+from vst.scene.types import Frame, Scene, SceneError, Visibility, atomic_write_bytes
 
 FRAMES_DIR = "frames"
 JPEG_QUALITY = 90
@@ -47,11 +47,23 @@ def depth_to_png16(depth: np.ndarray, scale: float = DEPTH_SCALE) -> np.ndarray:
 
 def read_depth(path: str | Path, scale: float = DEPTH_SCALE) -> np.ndarray:
     """uint16 PNG depth -> float32 metres (H, W)."""
-    return np.asarray(Image.open(path), dtype=np.float32) / scale
+    return _read_plane(path, "depth").astype(np.float32) / scale
 
 
 def read_instance_ids(path: str | Path) -> np.ndarray:
-    return np.asarray(Image.open(path), dtype=np.int32)
+    return _read_plane(path, "instance ids").astype(np.int32)
+
+
+def _read_plane(path: str | Path, what: str) -> np.ndarray:
+    """One-channel PNG as an array; a missing, truncated or foreign file is a SceneError naming it."""
+    try:
+        with Image.open(path) as image:
+            plane = np.asarray(image)
+    except (OSError, SyntaxError, ValueError) as error:  # PIL: unidentified, truncated or corrupt
+        raise SceneError(f"{path}: not a readable {what} image ({error})") from None
+    if plane.ndim != 2:
+        raise SceneError(f"{path}: {what} image must have one channel, got shape {plane.shape}")
+    return plane
 
 
 def object_corners(scene: Scene) -> dict[int, np.ndarray]:

@@ -23,7 +23,7 @@ import yaml
 from trl import SFTConfig, SFTTrainer
 
 from vst.data.sample import Sample
-from vst.data.shards import read_samples
+from vst.data.shards import open_shard, read_samples, verify_shard
 from vst.models.processing import Budgets
 from vst.train.collate import PaddingFreeMixin, SampleCollator
 from vst.train.curves import SFT_KEYS, logged_keys, plot_history
@@ -251,9 +251,9 @@ def expand_shards(paths: str | Path | Sequence[str | Path]) -> list[str]:
                 for match in (sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)])]
     if not expanded:
         raise FileNotFoundError(f"shards: no file matches {[str(p) for p in paths]}")
-    missing = [path for path in expanded if not Path(path).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{missing[0]}: file not found")
+    for path in expanded:
+        open_shard(path)  # a missing file, a non-parquet or a foreign schema: one error naming file and column
+        verify_shard(path)  # against the sha256 in its manifest, when it has one
     return expanded
 
 

@@ -154,6 +154,10 @@ def build_prompt(row: dict, protocol: str = "official") -> Prompt:
 def score_item(row: dict, response: str, protocol: str = "official") -> ItemScore:
     """Parsed boxes and their IoUs against the row's boxes (kept for `aggregate`); score = F1 at IoU 0.25."""
     predicted = parse_boxes(response)
+    for index, box in enumerate(row["boxes"]):
+        if not isinstance(box, (list, tuple)) or len(box) != 9 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box):
+            raise ValueError(f"boxes[{index}]: expected 9 finite numbers, got {box!r}")
     truth = [{"label": row["category"], "bbox_3d": box} for box in row["boxes"]]
     record = detection_record(predicted or [], truth, category=row["category"])
     return ItemScore(category=row["category"], score=f1_score(record), parsed={"boxes": predicted, "record": record},
