@@ -333,7 +333,8 @@ def eval_run(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N items.")] = None,
     protocol: Annotated[str, typer.Option("--protocol")] = "official",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 64,
+    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", min=1, help="Override the benchmark protocol's setting (e.g. det3d: 1,024; greedy letter answers: 64).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Override the benchmark protocol's sampling temperature.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Discard predictions in --out that another model, source or setting made (default: refuse).")] = False,
     timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.001, help="openai: backends: seconds one request may take as a whole, per attempt (default 300).")] = None,
     retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="openai: backends: retries of a request that timed out or failed on the server's side (default 3).")] = None,
@@ -350,7 +351,7 @@ def eval_run(
             raise ValueError("--timeout and --retries apply to openai:<url>#<model> backends only")
         backend = make_backend(model, **options)
         task = progress.add_task(benchmark, total=None)
-        config = RunConfig(benchmark, out, source, revision, limit, protocol, batch_size, max_new_tokens,
+        config = RunConfig(benchmark, out, source, revision, limit, protocol, batch_size, max_new_tokens, temperature,
                            model=model, overwrite=overwrite)
         result = run(config, backend, lambda done, total: progress.update(task, completed=done, total=total))
     typer.echo(json.dumps(result, indent=1))

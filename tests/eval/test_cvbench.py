@@ -142,6 +142,24 @@ def test_local_jsonl_rows_resolve_image_paths(tmp_path):
         cvbench.load_rows(str(tmp_path))
 
 
+def test_official_repo_jsonl_names_its_image_in_filename(tmp_path):
+    """The layout of the official repo (huggingface.co/datasets/nyu-visionx/CV-Bench, `test.jsonl` beside `img/`):
+    each line names its picture in `filename`, e.g. "img/2D/count/ade20k_10.png", and has no `image` field; it also
+    carries `source_dataset`, `source_filename`, `target_class`, `target_size` and `bbox`."""
+    (tmp_path / "img" / "2D" / "count").mkdir(parents=True)
+    (tmp_path / "img" / "2D" / "count" / "ade20k_10.png").write_bytes(png_bytes("red"))
+    row = make_row(0, "Count", "ADE20K")
+    del row["image"]
+    row.update({"filename": "img/2D/count/ade20k_10.png", "source_dataset": "ADE20K", "source_filename": "x.jpg",
+                "target_class": "chair", "target_size": None, "bbox": None})
+    (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
+    (loaded,) = cvbench.load_rows(str(tmp_path))
+    assert cvbench.build_prompt(loaded, "official").images == [str(tmp_path / "img/2D/count/ade20k_10.png")]
+    (tmp_path / "test.jsonl").write_text(json.dumps({**row, "filename": "../outside.png"}) + "\n")
+    with pytest.raises(ValueError, match=r"item 0: filename: must be a relative path inside"):
+        cvbench.load_rows(str(tmp_path))
+
+
 def test_local_snapshot_reads_test_parquet_with_embedded_images(tmp_path):
     row = {**make_row(3, "Relation", "COCO"), "image": {"bytes": png_bytes("blue"), "path": "x.png"}}
     pq.write_table(pa.Table.from_pylist([row]), tmp_path / "test.parquet")

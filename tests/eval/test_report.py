@@ -77,3 +77,10 @@ def test_bad_results_are_refused():
         render_markdown([{key: value for key, value in RESULTS[0].items() if key != "model"}])
     with pytest.raises(ValueError, match=r"results\[1\]: model 'VST-7B-RL' has two results for cvbench \(vst\)"):
         render_markdown([RESULTS[0], RESULTS[0]])
+
+
+def test_the_report_names_each_runs_generation_settings():
+    with_run = {**RESULTS[0], "run": {"generation": {"max_new_tokens": 2048, "temperature": 0.01}}}
+    markdown = render_markdown([with_run, RESULTS[2]])
+    section = markdown.split("## cvbench (vst)")[1]
+    assert "Generation: VST-7B-RL: max_new_tokens 2048, temperature 0.01." in section

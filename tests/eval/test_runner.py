@@ -40,7 +40,7 @@ def test_a_rerun_of_the_same_run_sends_nothing_and_names_the_model(source, tmp_p
     assert again.sent == 0 and second["overall"] == first["overall"]
     assert second["run"]["model"] == "model-a" and second["run"]["source"] == str(source)
     assert json.loads((out / RUN_FILE).read_text()) == second["run"]
-    assert json.loads((out / "scores.json").read_text())["run"]["max_new_tokens"] == 64
+    assert json.loads((out / "scores.json").read_text())["run"]["generation"] == {"max_new_tokens": 64, "temperature": 0.0}
 
 
 @pytest.mark.parametrize("change", [{"model": "model-b"}, {"max_new_tokens": 8}, {"temperature": 0.7}])
@@ -93,3 +93,32 @@ def test_malformed_prediction_lines_are_named_or_scored_as_unparsed(tmp_path):
     path.write_text(json.dumps({**good, "boxes": [[0, 0, 3, 1, 1, None, 0, 0, 0]], "response": "[]"}) + "\n")
     with pytest.raises(ValueError, match=r"p.jsonl: line 1: boxes\[0\]: expected 9 finite numbers"):
         score_file("det3d-sunrgbd", path)
+
+
+class Recording(Scripted):
+    def generate(self, prompts, **kwargs):
+        self.kwargs = kwargs
+        return super().generate(prompts, **kwargs)
+
+
+@pytest.mark.parametrize("benchmark, protocol, expected", [
+    ("cvbench", "official", {"max_new_tokens": 64, "temperature": 0.0}),
+    ("cvbench", "vst", {"max_new_tokens": 2048, "temperature": 0.01, "top_p": 0.001, "top_k": 1, "repetition_penalty": 1.0}),
+])
+def test_each_protocol_generates_with_its_own_settings(benchmark, protocol, expected, source, tmp_path):
+    """VST scored CV-Bench through VLMEvalKit's Qwen2VLChat defaults; the official protocol answers greedily."""
+    backend = Recording("(A)")
+    result = run(RunConfig(benchmark, tmp_path / "out", source=str(source), protocol=protocol, model="m"), backend)
+    assert {k: v for k, v in backend.kwargs.items() if k != "media"} == expected == result["run"]["generation"]
+    overridden = Recording("(A)")
+    run(RunConfig(benchmark, tmp_path / "o2", source=str(source), protocol=protocol, model="m", max_new_tokens=7), overridden)
+    assert overridden.kwargs["max_new_tokens"] == 7
+
+
+def test_det3d_leaves_room_for_every_box():
+    from vst.eval.benchmarks import get_benchmark
+    from vst.eval.benchmarks.registry import generation
+
+    load_all()
+    for name in ("det3d-sunrgbd", "det3d-arkitscenes"):
+        assert generation(get_benchmark(name), "official") == {"max_new_tokens": 1024, "temperature": 0.2, "top_p": 0.95}

@@ -212,12 +212,25 @@ def test_local_folder_rows_and_prompts(tmp_path, parquet):
     _write_folder(tmp_path, parquet)
     rows = vsibench.load_rows(str(tmp_path))
     assert [{k: row[k] for k in vsibench.ROW_FIELDS} for row in rows] == [row for row, _, _ in ROWS]
-    assert len(vsibench_debiased.load_rows(str(tmp_path), limit=3)) == 3
     for row in rows:
         prompt = vsibench.build_prompt(row)
         with av.open(prompt.video) as container:
             assert container.streams.video[0].frames in (0, 8)  # mpeg4 in mp4 may not record a frame count
         assert prompt.text.startswith("These are frames of a video.\n")
+
+
+def test_a_local_snapshot_serves_each_config_its_own_file(tmp_path):
+    """A snapshot of huggingface.co/datasets/nyu-visionx/VSI-Bench holds the full set (`test.jsonl`) beside the
+    debiased and pruned subsets (`test_debiased.parquet`, `test_pruned.parquet`): vsibench reads the full set,
+    vsibench-debiased only its subset, and without that file it says so instead of silently reading the full set."""
+    _write_folder(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no rows file \(looked for test_debiased.parquet, test_debiased.jsonl\)"):
+        vsibench_debiased.load_rows(str(tmp_path))
+    subset = [row for row, _, _ in ROWS][1:3]
+    pq.write_table(pa.Table.from_pylist(subset), tmp_path / "test_debiased.parquet")
+    pq.write_table(pa.Table.from_pylist(subset[:1]), tmp_path / "test_pruned.parquet")
+    assert len(vsibench.load_rows(str(tmp_path))) == len(ROWS)
+    assert [row["id"] for row in vsibench_debiased.load_rows(str(tmp_path))] == [row["id"] for row in subset]
 
 
 def test_missing_video_names_item_and_path(tmp_path):

@@ -67,7 +67,16 @@ def render_markdown(results: list[dict], title: str = "Spatial benchmark results
                  str(result["n"]), str(result["n_unparsed"])] for result in column_results]
         lines += ["", f"## {column}", ""]
         lines += _table(["Model", "Overall", *categories, "n", "unparsed"], rows)
+        settings = [f"{result['model']}: {_settings(result['run'])}" for result in column_results if result.get("run")]
+        if settings:
+            lines += ["", "Generation: " + "; ".join(settings) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _settings(run: dict) -> str:
+    """`max_new_tokens 1024, temperature 0.2, top_p 0.95` from a scores.json "run" block."""
+    generation = run.get("generation") or {}
+    return ", ".join(f"{key} {value}" for key, value in generation.items()) or "backend defaults"
 
 
 def render_chart(results: list[dict], title: str = "Spatial benchmark results") -> bytes:

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from vst.scene.types import confined_path
+
 
 def image_input(value: Any) -> Any:
     """A path (str), bytes or PIL image for one image field value; a datasets {bytes, path} dict gives its bytes."""
@@ -45,7 +47,10 @@ def _resolve_media(row: dict, folder: Path, media_fields: Sequence[str], item: s
     def resolve(name: str, value):
         value = image_input(value)
         if isinstance(value, str):
-            path = folder / value
+            try:
+                path = folder / confined_path(value)
+            except ValueError as error:
+                raise ValueError(f"{folder}: item {item}: {name}: {error}") from None
             if not path.is_file():
                 raise FileNotFoundError(f"{folder}: item {item}: {name}: image file not found: {path}")
             value = str(path)

@@ -12,12 +12,13 @@ another's.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from vst.eval.benchmarks.registry import check_protocol, get_benchmark
+from vst.eval.benchmarks.registry import check_protocol, generation, get_benchmark
 from vst.eval.predictions import read_predictions, score_file
 from vst.scene.types import atomic_write_text
 
@@ -36,15 +37,20 @@ class RunConfig:
     limit: int | None = None
     protocol: str = "official"
     batch_size: int = 8
-    max_new_tokens: int = 64
-    temperature: float = 0.0
+    max_new_tokens: int | None = None  # None: the benchmark x protocol's GENERATION setting
+    temperature: float | None = None
     model: str | None = None  # what answered (a backend spec): recorded, and checked against earlier predictions
     overwrite: bool = False  # discard predictions of another run in `out` instead of refusing
 
-    def identity(self, source: str) -> dict:
+    def generation(self, module) -> dict:
+        """The benchmark x protocol's generation settings, with this run's explicit overrides."""
+        overrides = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
+        return {**generation(module, self.protocol), **{k: v for k, v in overrides.items() if v is not None}}
+
+    def identity(self, source: str, generation: dict) -> dict:
         """What the predictions depend on (`limit` is not: a larger limit extends a run)."""
         return {"model": self.model, "benchmark": self.benchmark, "protocol": self.protocol, "source": source,
-                "revision": self.revision, "max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
+                "revision": self.revision, "generation": generation}
 
 
 def check_run(out: Path, identity: dict, overwrite: bool) -> None:
@@ -94,17 +100,18 @@ def run(config: RunConfig, backend, on_batch: Callable[[int, int], None] | None 
     if not rows:
         raise ValueError(f"{source}: no {config.benchmark} items to evaluate")
     config.out.mkdir(parents=True, exist_ok=True)
-    identity = config.identity(str(source))
+    settings = config.generation(module)
+    media = getattr(module, "MEDIA_BUDGET", {}).get(config.protocol)  # e.g. VSI-Bench's fps / pixel budget per protocol
+    identity = {**config.identity(str(source), settings), "media": dataclasses.asdict(media) if media else None}
     check_run(config.out, identity, config.overwrite)
     atomic_write_text(config.out / RUN_FILE, json.dumps(identity, indent=1) + "\n")
     path = config.out / PREDICTIONS_FILE
     done = {row["vst_index"]: row for _, row in read_predictions(path)} if path.is_file() else {}
     todo = [i for i in range(len(rows)) if i not in done]
-    media = getattr(module, "MEDIA_BUDGET", {}).get(config.protocol)  # e.g. VSI-Bench's fps / pixel budget per protocol
     for start in range(0, len(todo), config.batch_size):
         batch = todo[start : start + config.batch_size]
         prompts = [module.build_prompt(rows[i], config.protocol) for i in batch]
-        responses = backend.generate(prompts, max_new_tokens=config.max_new_tokens, temperature=config.temperature, media=media)
+        responses = backend.generate(prompts, media=media, **settings)
         for i, response in zip(batch, responses):
             done[i] = {**_jsonable(rows[i]), "vst_index": i, "benchmark": config.benchmark, "protocol": config.protocol, "response": response}
         lines = "".join(json.dumps(done[i], ensure_ascii=False) + "\n" for i in sorted(done))

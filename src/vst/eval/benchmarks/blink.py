@@ -30,7 +30,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
+from vst.eval.benchmarks.registry import GREEDY, VLMEVALKIT_QWEN, Aggregate, ItemScore, Prompt, check_protocol
 from vst.common.parsing import percent, vlmevalkit_choice
 from vst.eval.prompts import qwen_mcq_prompt
 from vst.eval.rows import image_input, is_local, load_hub_rows, load_local_rows
@@ -39,6 +39,8 @@ NAME = "blink"
 DEFAULT_SOURCE = "BLINK-Benchmark/BLINK"
 HF_SPLIT = "val"
 PROTOCOLS = ("official", "vst")
+# official: the BLINK baselines decode greedily (temperature 0); vst: VLMEvalKit's Qwen2VLChat defaults.
+GENERATION = {"official": GREEDY, "vst": VLMEVALKIT_QWEN}
 ROW_FIELDS = ("idx", "sub_task", "question", "choices", "answer", "prompt")
 MEDIA_FIELDS = ("image_1", "image_2", "image_3", "image_4")
 LOCAL_PATTERNS = ("*/val-*.parquet", "val*.parquet", "val*.jsonl", "*.parquet", "*.jsonl")

@@ -22,7 +22,8 @@ Aggregation (both protocols): acc per source; 2D = (acc_ADE20K + acc_COCO) / 2, 
 a part with no items is left out of the means.
 
 Rows from a local folder: `test.parquet` / `test.jsonl` (else any .parquet / .jsonl) in the native schema, with
-`image` a path relative to the folder (or the datasets {bytes, path} struct).
+`image` a path relative to the folder (or the datasets {bytes, path} struct), or, as in the official repo's
+`test.jsonl`, no `image` and the path in `filename`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
+from vst.eval.benchmarks.registry import GREEDY, VLMEVALKIT_QWEN, Aggregate, ItemScore, Prompt, check_protocol
 from vst.common.parsing import percent, vlmevalkit_choice
 from vst.eval.prompts import qwen_mcq_prompt
 from vst.eval.rows import image_input, is_local, load_hub_rows, load_local_rows
@@ -42,6 +43,8 @@ DEFAULT_SOURCE = "nyu-visionx/CV-Bench"
 HF_CONFIG = "default"
 HF_SPLIT = "test"
 PROTOCOLS = ("official", "vst")
+# official: Cambrian's eval scripts decode greedily (temperature 0); vst: VLMEvalKit's Qwen2VLChat defaults.
+GENERATION = {"official": GREEDY, "vst": VLMEVALKIT_QWEN}
 ROW_FIELDS = ("idx", "type", "task", "source", "question", "choices", "answer", "prompt")
 MEDIA_FIELDS = ("image",)
 LOCAL_PATTERNS = ("test.parquet", "test.jsonl", "*.parquet", "*.jsonl")
@@ -67,8 +70,14 @@ def _check(protocol: str) -> None:
 
 def load_rows(source: str, revision: str | None = None, limit: int | None = None) -> list[dict]:
     if is_local(source):
-        return load_local_rows(Path(source), patterns=LOCAL_PATTERNS, media_fields=MEDIA_FIELDS, id_field="idx",
-                               limit=limit)
+        # The official repo's test.jsonl names each image in `filename` ("img/2D/count/ade20k_10.png") and has no
+        # `image` column; the HF parquet has `image`. Either is read.
+        rows = load_local_rows(Path(source), patterns=LOCAL_PATTERNS, media_fields=(*MEDIA_FIELDS, "filename"),
+                               id_field="idx", limit=limit)
+        for row in rows:
+            if row.get("image") is None and row.get("filename"):
+                row["image"] = row["filename"]
+        return rows
     return load_hub_rows(source, configs=(HF_CONFIG,), split=HF_SPLIT, media_fields=MEDIA_FIELDS, revision=revision,
                          limit=limit)
 

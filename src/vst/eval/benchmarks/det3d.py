@@ -41,6 +41,10 @@ from vst.scene.types import Intrinsics
 HF_DATASET = "rayruiyang/vst_3d_grounding_benchmark"
 DEFAULT_SOURCE = HF_DATASET  # what `vst eval run` loads without --source
 PROTOCOLS = ("official", "vst")
+# VST's 3D-detection evaluation samples (temperature 0.2, top_p 0.95) with 1,024 new tokens: a scene's JSON list
+# of boxes is long, and 64 tokens cut it after the first box.
+GENERATION = {"official": {"max_new_tokens": 1024, "temperature": 0.2, "top_p": 0.95},
+              "vst": {"max_new_tokens": 1024, "temperature": 0.2, "top_p": 0.95}}
 ROW_FIELDS = ("id", "category", "boxes")  # what scoring needs; prompts also need image, question and intrinsics
 HEADLINE = "AP@15"
 CATEGORIES = ("AP@15", "AP@25", "AP@50", "AP@[.05:.50]")  # then "AP@15/<class>" per class present

@@ -9,12 +9,13 @@ ARKitScenes numbers (paper.md §5.4).
 from __future__ import annotations
 
 from vst.eval.benchmarks import det3d
-from vst.eval.benchmarks.det3d import CATEGORIES, DEFAULT_SOURCE, HF_DATASET, PROTOCOLS, ROW_FIELDS, aggregate, build_prompt, score_item
+from vst.eval.benchmarks.det3d import (CATEGORIES, DEFAULT_SOURCE, GENERATION, HF_DATASET, PROTOCOLS, ROW_FIELDS, aggregate,
+                                       build_prompt, score_item)
 
 NAME = "det3d-arkitscenes"
 DATA_FILE = "arkit_omni3d_test_640x480_prompt_v4_norm.json"
 
-__all__ = ["NAME", "DEFAULT_SOURCE", "PROTOCOLS", "ROW_FIELDS", "CATEGORIES", "load_rows", "build_prompt", "score_item", "aggregate"]
+__all__ = ["NAME", "DEFAULT_SOURCE", "GENERATION", "PROTOCOLS", "ROW_FIELDS", "CATEGORIES", "load_rows", "build_prompt", "score_item", "aggregate"]
 
 
 def load_rows(source: str = HF_DATASET, revision: str | None = None, limit: int | None = None) -> list[dict]:

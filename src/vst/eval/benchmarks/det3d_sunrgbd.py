@@ -10,12 +10,13 @@ Targets (AP@15): VST-7B-RL 44.2, VST-7B-SFT 41.6, VST-3B-RL 40.1, VST-3B-SFT 37.
 from __future__ import annotations
 
 from vst.eval.benchmarks import det3d
-from vst.eval.benchmarks.det3d import CATEGORIES, DEFAULT_SOURCE, HF_DATASET, PROTOCOLS, ROW_FIELDS, aggregate, build_prompt, score_item
+from vst.eval.benchmarks.det3d import (CATEGORIES, DEFAULT_SOURCE, GENERATION, HF_DATASET, PROTOCOLS, ROW_FIELDS, aggregate,
+                                       build_prompt, score_item)
 
 NAME = "det3d-sunrgbd"
 DATA_FILE = "sunrgbd_val_total3d-prompt_v4_norm.json"
 
-__all__ = ["NAME", "DEFAULT_SOURCE", "PROTOCOLS", "ROW_FIELDS", "CATEGORIES", "load_rows", "build_prompt", "score_item", "aggregate"]
+__all__ = ["NAME", "DEFAULT_SOURCE", "GENERATION", "PROTOCOLS", "ROW_FIELDS", "CATEGORIES", "load_rows", "build_prompt", "score_item", "aggregate"]
 
 
 def load_rows(source: str = HF_DATASET, revision: str | None = None, limit: int | None = None) -> list[dict]:

@@ -33,7 +33,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
+from vst.eval.benchmarks.registry import VLMEVALKIT_QWEN, Aggregate, ItemScore, Prompt, check_protocol
 from vst.eval.circular import merge_groups
 from vst.common.parsing import percent
 from vst.eval.prompts import qwen_mcq_prompt, row_options
@@ -43,6 +43,9 @@ NAME = "mmsi"
 DEFAULT_SOURCE = "RunsenXu/MMSI-Bench"
 HF_SPLIT = "test"
 PROTOCOLS = ("official", "vst", "circular")
+# official: greedy with room for reasoning before the backticked answer (lmms-eval's 2,048 tokens; the paper states
+# no limit); vst and circular: VLMEvalKit's Qwen2VLChat defaults.
+GENERATION = {"official": {"max_new_tokens": 2048, "temperature": 0.0}, "vst": VLMEVALKIT_QWEN, "circular": VLMEVALKIT_QWEN}
 ROW_FIELDS = ("id", "question_type", "question", "answer")
 MEDIA_FIELDS = ("images",)
 LOCAL_PATTERNS = ("*.parquet", "*.jsonl")

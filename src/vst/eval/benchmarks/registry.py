@@ -20,6 +20,23 @@ from vst.common.clients import Prompt  # noqa: F401  (benchmarks build prompts: 
 
 BENCHMARKS: dict[str, ModuleType] = {}
 
+# Generation settings a benchmark x protocol is run with (`GENERATION[protocol]` in each module; keys are the
+# backends' `generate` arguments). `vst eval run --max-new-tokens/--temperature` override them; `scores.json` records
+# what was used.
+GENERATION_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty")
+GREEDY = {"max_new_tokens": 64, "temperature": 0.0}  # a letter or a short phrase, no sampling
+# VLMEvalKit's Qwen2VLChat defaults, with which VST scored CV-Bench, BLINK, 3DSRBench and MMSI (spec benchmarks.md §10).
+VLMEVALKIT_QWEN = {"max_new_tokens": 2048, "temperature": 0.01, "top_p": 0.001, "top_k": 1, "repetition_penalty": 1.0}
+
+
+def generation(module: ModuleType, protocol: str) -> dict[str, Any]:
+    """The benchmark's generation settings for `protocol` (greedy, 64 tokens where it declares none)."""
+    settings = dict(getattr(module, "GENERATION", {}).get(protocol, GREEDY))
+    unknown = set(settings) - set(GENERATION_KEYS)
+    if unknown:
+        raise ValueError(f"benchmark {module.NAME}: GENERATION[{protocol!r}]: unknown keys {sorted(unknown)}")
+    return settings
+
 
 @dataclass
 class ItemScore:

@@ -33,7 +33,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
+from vst.eval.benchmarks.registry import VLMEVALKIT_QWEN, Aggregate, ItemScore, Prompt, check_protocol
 from vst.eval.circular import merge_groups
 from vst.common.parsing import percent, vlmevalkit_choice
 from vst.eval.prompts import qwen_mcq_prompt, row_options, vlmevalkit_mcq_prompt
@@ -43,6 +43,8 @@ NAME = "3dsrbench"
 DEFAULT_SOURCE = "ccvl/3DSRBench"  # its default parquet holds base questions only; circular rows come from the TSV
 HF_SPLIT = "test"  # [unverified] split name of the HF parquet
 PROTOCOLS = ("official", "vst", "flip", "flip_circular")
+# Every protocol is VLMEvalKit's (the official circular script consumes its matcher): Qwen2VLChat defaults.
+GENERATION = {protocol: VLMEVALKIT_QWEN for protocol in PROTOCOLS}
 ROW_FIELDS = ("qid", "question", "A", "B", "answer", "category")  # C and D are null or absent on 2-option questions
 MEDIA_FIELDS = ("image",)
 LOCAL_PATTERNS = ("*.parquet", "*.jsonl")

@@ -79,9 +79,9 @@ MEDIA_BUDGET = {
 }
 # Sampling: official = the task yaml (greedy, 16 tokens); vst = eval_vsibench.py's vLLM SamplingParams.
 GENERATION = {
-    "official": {"max_new_tokens": 16, "do_sample": False},
+    "official": {"max_new_tokens": 16, "temperature": 0.0},
     "vst": {"max_new_tokens": 256, "temperature": 0.1, "top_p": 0.001, "repetition_penalty": 1.05},
-    "lmms_eval": {"max_new_tokens": 16, "do_sample": False},
+    "lmms_eval": {"max_new_tokens": 16, "temperature": 0.0},
 }
 
 HF_VIDEO_CACHE = "vsibench"
@@ -89,13 +89,14 @@ MEDIA_ROOT = "_media_root"  # added by load_rows: the folder video paths are rel
 
 
 def load_rows(
-    source: str, revision: str | None = None, limit: int | None = None, config: str = HF_CONFIG
+    source: str, revision: str | None = None, limit: int | None = None, config: str = HF_CONFIG,
+    patterns: tuple[str, ...] = LOCAL_PATTERNS,
 ) -> list[dict]:
-    """Rows from a local folder (*.jsonl / *.parquet beside `<dataset>/<scene_name>.mp4`) or a Hugging Face id
-    (videos then unzipped under $HF_HOME/vsibench, where lmms-eval and VST's script look for them)."""
+    """Rows from a local folder (*.jsonl / *.parquet beside `<dataset>/<scene_name>.mp4`; `patterns` pick the file)
+    or a Hugging Face id (videos then unzipped under $HF_HOME/vsibench, where lmms-eval and VST's script look)."""
     if is_local(source):
         root = Path(source)
-        rows = load_local_rows(root, patterns=LOCAL_PATTERNS, media_fields=(), id_field="id", limit=limit)
+        rows = load_local_rows(root, patterns=patterns, media_fields=(), id_field="id", limit=limit)
     else:
         root = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / HF_VIDEO_CACHE
         rows = load_hub_rows(source, configs=(config,), split=HF_SPLIT, media_fields=(), revision=revision, limit=limit)

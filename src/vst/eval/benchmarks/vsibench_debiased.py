@@ -30,6 +30,11 @@ NAME = "vsibench-debiased"
 HF_CONFIG = "debiased"
 
 
+# A local snapshot of the HF repo holds the full set (`test.jsonl`) beside the debiased one: read only the latter.
+LOCAL_PATTERNS = ("test_debiased.parquet", "test_debiased.jsonl")
+
+
 def load_rows(source: str, revision: str | None = None, limit: int | None = None) -> list[dict]:
-    """Rows from a local folder or from the HF dataset's "debiased" config (see `vsibench.load_rows`)."""
-    return vsibench.load_rows(source, revision=revision, limit=limit, config=HF_CONFIG)
+    """Rows from a local folder (`test_debiased.parquet`, never the full `test.jsonl` beside it) or from the HF
+    dataset's "debiased" config (see `vsibench.load_rows`)."""
+    return vsibench.load_rows(source, revision=revision, limit=limit, config=HF_CONFIG, patterns=LOCAL_PATTERNS)
