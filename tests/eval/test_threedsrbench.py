@@ -136,6 +136,62 @@ def test_local_folder_rows(tmp_path):
     assert prompt.text.startswith("Question: Where is the cup relative to the table?\nOptions:\nA. above\n")
 
 
+TSV_COLUMNS = ("index", "qid", "question", "A", "B", "C", "D", "answer", "category", "image", "image_source", "image_url")
+
+
+def write_circular_tsv(folder, rows=None):
+    """`3dsrbench_v1_vlmevalkit_circular.tsv` as the HF dataset repo ccvl/3DSRBench publishes it (and VLMEvalKit
+    reads it, vlmeval/dataset/image_mcq.py): a header, tab-separated, the image base64-encoded, empty C/D cells on
+    2-option questions, qids with rotation and flip suffixes."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), (10, 200, 10)).save(buffer, format="JPEG")
+    picture = base64.b64encode(buffer.getvalue()).decode()
+    lines = ["\t".join(TSV_COLUMNS)]
+    for index, row in enumerate(rows or _circular_rows()):
+        values = {**row, "index": index, "image": picture, "image_source": "MS-COCO",
+                  "image_url": "http://images.cocodataset.org/val2017/000000000001.jpg"}
+        lines.append("\t".join("" if values.get(c) is None else str(values[c]) for c in TSV_COLUMNS))
+    path = folder / threedsrbench.CIRCULAR_TSV
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_published_circular_tsv_loads_locally_and_from_the_hub(tmp_path, monkeypatch):
+    path = write_circular_tsv(tmp_path)
+    rows = threedsrbench.load_rows(str(tmp_path))
+    assert [row["qid"] for row in rows] == [row["qid"] for row in _circular_rows()]
+    assert rows[8]["C"] is None and rows[8]["D"] is None and rows[8]["answer"] == "B"  # Q2: 2 options
+    prompt = threedsrbench.build_prompt(rows[1], "official")
+    assert Image.open(__import__("io").BytesIO(prompt.images[0])).size == (8, 6)
+    assert threedsrbench.aggregate([threedsrbench.score_item(r, r["answer"], "official") for r in rows],
+                                   "official").overall == 100.0
+
+    import huggingface_hub
+
+    asked = {}
+
+    def fake_download(repo_id, filename, repo_type=None, revision=None, **kwargs):
+        asked.update(repo_id=repo_id, filename=filename, repo_type=repo_type, revision=revision)
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    assert len(threedsrbench.load_rows("ccvl/3DSRBench", revision="abc123", limit=3)) == 3
+    assert asked == {"repo_id": "ccvl/3DSRBench", "filename": "3dsrbench_v1_vlmevalkit_circular.tsv",
+                     "repo_type": "dataset", "revision": "abc123"}
+
+
+def test_the_base_question_parquet_is_refused_with_the_reason(tmp_path):
+    """The repo's `3dsrbench_v1-00000-of-00001.parquet` has index, question, A-D, answer, category, image_source and
+    image_url: no qid and no image, so nothing can be scored circularly."""
+    rows = [{k: v for k, v in FOUR.items() if k != "qid"} | {"index": 0, "image_source": "MS-COCO", "image_url": "u"}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "3dsrbench_v1-00000-of-00001.parquet")
+    with pytest.raises(ValueError, match=r"column\(s\) qid, image missing: not 3DSRBench's circular layout"):
+        threedsrbench.load_rows(str(tmp_path))
+
+
 def test_missing_image_names_item_and_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"item Q1: image: .*coco/missing\.jpg"):
         threedsrbench.load_rows(str(_folder(tmp_path, image="coco/missing.jpg")))

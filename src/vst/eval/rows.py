@@ -29,6 +29,8 @@ def _read_table(path: Path) -> list[dict]:
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pylist()
+    if path.suffix == ".tsv":
+        return read_vlmevalkit_tsv(path)
     rows = []
     with path.open() as lines:
         for number, line in enumerate(lines, start=1):
@@ -37,6 +39,27 @@ def _read_table(path: Path) -> list[dict]:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as error:
                     raise ValueError(f"{path}: line {number}: invalid JSON ({error.msg})") from None
+    return rows
+
+
+def read_vlmevalkit_tsv(path: Path) -> list[dict]:
+    """Rows of a VLMEvalKit benchmark TSV (a header line, tab-separated, `image` holding the base64-encoded picture):
+    empty cells are None, `image` becomes bytes, other values stay strings (e.g. "Q12-flip", "B")."""
+    import base64
+    import csv
+    import sys
+
+    csv.field_size_limit(sys.maxsize)  # one cell holds a whole base64 image
+    rows = []
+    with path.open(newline="", encoding="utf-8") as stream:
+        for number, row in enumerate(csv.DictReader(stream, delimiter="\t"), start=2):
+            row = {key: (value if value != "" else None) for key, value in row.items()}
+            if row.get("image") is not None:
+                try:
+                    row["image"] = base64.b64decode(row["image"], validate=True)
+                except ValueError:
+                    raise ValueError(f"{path}: line {number}: image: not base64") from None
+            rows.append(row)
     return rows
 
 
@@ -70,7 +93,7 @@ def load_local_rows(
     """Rows of the first glob pattern (relative to `folder`) that matches any .jsonl/.parquet file, files in name
     order. Patterns are tried in turn so that a Hugging Face snapshot (several splits side by side) reads one split."""
     for pattern in patterns:
-        files = sorted(path for path in folder.glob(pattern) if path.suffix in (".jsonl", ".parquet"))
+        files = sorted(path for path in folder.glob(pattern) if path.suffix in (".jsonl", ".parquet", ".tsv"))
         if files:
             break
     else:

@@ -23,8 +23,10 @@ Protocols:
 Categories: the 4 official types (height, location, orientation, multi_object), then the 12 subtypes (the row's
 `category`), in the official script's column order; only those with items are reported.
 
-Rows from a local folder: *.parquet / *.jsonl in the circular TSV schema (qid, question, A-D, answer, category, …)
-with `image` a path relative to the folder, or encoded bytes.
+Rows: from the hub, `3dsrbench_v1_vlmevalkit_circular.tsv` of the dataset repo (downloaded with huggingface_hub;
+columns index, qid, question, A-D, answer, category, image (base64), image_source, image_url), since the repo's
+parquet has base questions only, with no qid and no image. From a local folder: that TSV, or *.parquet / *.jsonl in
+its schema with `image` a path relative to the folder, or encoded bytes.
 """
 
 from __future__ import annotations
@@ -37,17 +39,17 @@ from vst.eval.benchmarks.registry import VLMEVALKIT_QWEN, Aggregate, ItemScore, 
 from vst.eval.circular import merge_groups
 from vst.common.parsing import percent, vlmevalkit_choice
 from vst.eval.prompts import qwen_mcq_prompt, row_options, vlmevalkit_mcq_prompt
-from vst.eval.rows import image_input, is_local, load_hub_rows, load_local_rows
+from vst.eval.rows import image_input, is_local, load_local_rows, read_vlmevalkit_tsv
 
 NAME = "3dsrbench"
 DEFAULT_SOURCE = "ccvl/3DSRBench"  # its default parquet holds base questions only; circular rows come from the TSV
-HF_SPLIT = "test"  # [unverified] split name of the HF parquet
 PROTOCOLS = ("official", "vst", "flip", "flip_circular")
 # Every protocol is VLMEvalKit's (the official circular script consumes its matcher): Qwen2VLChat defaults.
 GENERATION = {protocol: VLMEVALKIT_QWEN for protocol in PROTOCOLS}
 ROW_FIELDS = ("qid", "question", "A", "B", "answer", "category")  # C and D are null or absent on 2-option questions
 MEDIA_FIELDS = ("image",)
-LOCAL_PATTERNS = ("*.parquet", "*.jsonl")
+CIRCULAR_TSV = "3dsrbench_v1_vlmevalkit_circular.tsv"  # in the HF dataset repo: every rotation and flip, base64 images
+LOCAL_PATTERNS = (CIRCULAR_TSV, "*.tsv", "*.parquet", "*.jsonl")
 FLIP = "-flip"
 
 TYPES = {
@@ -71,12 +73,22 @@ def _check(protocol: str) -> None:
 
 
 def load_rows(source: str, revision: str | None = None, limit: int | None = None) -> list[dict]:
+    """Rows with qid, options and image. From the hub: the dataset repo's circular TSV (its parquet has base
+    questions only, no `qid` and no image); from a local folder: that TSV, or *.parquet / *.jsonl in its schema."""
     if is_local(source):
         folder = Path(source)
-        return load_local_rows(folder, patterns=LOCAL_PATTERNS, media_fields=MEDIA_FIELDS, id_field="qid", limit=limit)
-    return load_hub_rows(
-        source, configs=(None,), split=HF_SPLIT, media_fields=MEDIA_FIELDS, revision=revision, limit=limit
-    )
+        rows = load_local_rows(folder, patterns=LOCAL_PATTERNS, media_fields=MEDIA_FIELDS, id_field="qid", limit=limit)
+        where = folder
+    else:
+        from huggingface_hub import hf_hub_download
+
+        where = Path(hf_hub_download(source, CIRCULAR_TSV, repo_type="dataset", revision=revision))
+        rows = read_vlmevalkit_tsv(where)[:limit]
+    missing = [name for name in (*ROW_FIELDS, "image") if rows and name not in rows[0]]
+    if missing:
+        raise ValueError(f"{where}: column(s) {', '.join(missing)} missing: not 3DSRBench's circular layout "
+                         f"({CIRCULAR_TSV}: index, qid, question, A-D, answer, category, image, ...)")
+    return rows
 
 
 def build_prompt(row: dict, protocol: str = "official") -> Prompt:
