@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -149,3 +150,48 @@ def test_score_file_contract(module, tmp_path, capsys):
                       "categories": {"AP@15": 33.66, "AP@25": 33.66, "AP@50": 33.66, "AP@[.05:.50]": 33.66,
                                      "AP@15/chair": 33.66}, "n": 2, "n_unparsed": 1}
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 2
+
+
+def write_released_set(root, archive=True):
+    """rayruiyang/vst_3d_grounding_benchmark's SUN RGB-D set as VST's benchmark/det3d reads it (Yangr116/VST
+    benchmark/det3d; spec paper.md §5.1): `sunrgbd/annotations/sunrgbd_val_total3d-prompt_v4_norm.json` (uid,
+    image_path, the raw camera prompt), the ground truth `sunrgbd_total3d_val_metaqa_20250321.json` (uid, image_path,
+    height, width, category, camera_intrinsics, answer with angles in degrees) and the images in a .tar.gz."""
+    import tarfile
+
+    annotations = root / "sunrgbd" / "annotations"
+    annotations.mkdir(parents=True)
+    prompt = "Image width=146 and height=106. f_x=105.9, f_y=105.9, c_x=72.5, cy=52.5.\nDetect the 3D bounding boxes of chair"
+    (annotations / det3d_sunrgbd.DATA_FILE).write_text(json.dumps([
+        {"uid": "7", "image_path": "images/0007.png", "question": prompt}]))
+    truth = [{"uid": "7", "image_path": "images/0007.png", "height": 106, "width": 146, "category": "chair",
+              "camera_intrinsics": {"fx": 105.9, "fy": 105.9, "cx": 72.5, "cy": 52.5},
+              "answer": [{"bbox_3d": [0.0, 0.0, 2.0, 1.0, 1.0, 1.0, 0.0, 45.0, 0.0], "label": "chair"}]}]
+    (annotations / "sunrgbd_total3d_val_metaqa_20250321.json").write_text(json.dumps(truth))
+    images = root / "staging" / "images"
+    images.mkdir(parents=True)
+    Image.new("RGB", (146, 106), (120, 90, 60)).save(images / "0007.png")
+    if archive:
+        with tarfile.open(root / "sunrgbd" / "sunrgbd_images.tar.gz", "w:gz") as tar:
+            tar.add(images, arcname="images")
+    return root
+
+
+def test_the_released_layout_joins_prompts_truth_and_archived_images(tmp_path):
+    root = write_released_set(tmp_path)
+    (row,) = det3d_sunrgbd.load_rows(str(root))
+    assert row["id"] == "7" and row["category"] == "chair" and row["question"].endswith("boxes of chair")
+    assert row["intrinsics"] == {"fx": 105.9, "fy": 105.9, "cx": 72.5, "cy": 52.5, "width": 146, "height": 106}
+    assert row["boxes"] == [[0.0, 0.0, 2.0, 1.0, 1.0, 1.0, 0.0, 0.25, 0.0]]  # 45 degrees -> 0.25 (x 180)
+    assert Path(row["image"]).is_file() and ".extracted" in row["image"]
+    assert det3d_sunrgbd.load_rows(str(root)) == [row]  # the archive is unpacked once and reused
+    item = det3d_sunrgbd.score_item(row, answer([0.0, 0.0, 2.0, 1.0, 1.0, 1.0, 0.0, 0.25, 0.0]))
+    assert item.score == 1.0
+
+
+def test_the_released_layout_names_a_missing_uid(tmp_path):
+    root = write_released_set(tmp_path)
+    truth = root / "sunrgbd" / "annotations" / "sunrgbd_total3d_val_metaqa_20250321.json"
+    truth.write_text(json.dumps([{**json.loads(truth.read_text())[0], "uid": "8"}]))
+    with pytest.raises(ValueError, match=r"row 0: uid 7: not in sunrgbd_total3d_val_metaqa_20250321.json"):
+        det3d_sunrgbd.load_rows(str(root))

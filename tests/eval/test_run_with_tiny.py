@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.eval import test_blink, test_cvbench, test_mmsi, test_threedsrbench, test_vsibench
+from tests.eval import test_blink, test_cvbench, test_det3d, test_mmsi, test_threedsrbench, test_vsibench
 from vst.eval.benchmarks import load_all
 from vst.eval.runner import PREDICTIONS_FILE, RunConfig, run
 
@@ -34,6 +34,7 @@ FIXTURES = {
     "blink": blink_folder,
     "mmsi": lambda folder: test_mmsi._folder(folder),
     "3dsrbench": lambda folder: test_threedsrbench.write_circular_tsv(folder),  # the published TSV
+    "det3d-sunrgbd": lambda folder: test_det3d.write_released_set(folder),  # prompts + metaqa + image archive
 }
 
 

@@ -5,7 +5,13 @@ JSON file per dataset; one category per question. Official scoring = VST's `benc
 runs Omni3D's evaluator (facebookresearch/omni3d:cubercnn/evaluation/omni3d_evaluation.py) with every box scored
 1.0: see `vst.eval.detection`. Protocols "official" and "vst" are the same thing (VST wrote the benchmark).
 
-Rows (vst's schema; the released file's schema is [unverified], see `normalise_row`):
+The released layout (`_published_rows`): per set, `annotations/<name>prompt_v4_norm.json` (uid, image_path, the
+raw camera prompt), the ground truth `*metaqa*.json` (uid, image_path, height, width, category, camera_intrinsics,
+answer with angles in degrees, converted here to VST's angles / 180) and the images in a .tar.gz, unpacked once
+beside it. Its field names come from the issue that asked for it (read from Yangr116/VST benchmark/det3d); no copy
+of the dataset was available to check them.
+
+Rows in vst's own schema (a folder without a metaqa file; also VST's LLaVA-style prompt file, see `normalise_row`):
 `{id, image (path relative to the row file), category, question, intrinsics {fx, fy, cx, cy, width, height} (pixels,
 of the image on disk), boxes [[x, y, z, sx, sy, sz, pitch, yaw, roll], ...]}` (camera frame, metres, degrees / 180).
 Prompt: VST's camera prompt with FoV unification (`vst.data.fov`): the image is rescaled to the virtual camera's
@@ -36,7 +42,7 @@ from vst.eval.detection import (
     mean_average_precision,
     parse_boxes,
 )
-from vst.scene.types import Intrinsics
+from vst.scene.types import Intrinsics, confined_path
 
 HF_DATASET = "rayruiyang/vst_3d_grounding_benchmark"
 DEFAULT_SOURCE = HF_DATASET  # what `vst eval run` loads without --source
@@ -113,6 +119,9 @@ def load_rows(source: str = HF_DATASET, revision: str | None = None, limit: int 
         from huggingface_hub import snapshot_download
 
         path = Path(snapshot_download(source, repo_type="dataset", revision=revision))
+    published = _published_files(path, data_file) if path.is_dir() and data_file else None
+    if published:
+        return _published_rows(*published, limit=limit)
     if path.is_dir():
         files = [path / data_file] if data_file and (path / data_file).is_file() else sorted(
             p for p in path.iterdir() if p.suffix in (".json", ".jsonl", ".parquet"))
@@ -130,6 +139,98 @@ def load_rows(source: str = HF_DATASET, revision: str | None = None, limit: int 
             rows.append({**row, "image": str(image)})
             if limit is not None and len(rows) >= limit:
                 return rows
+    return rows
+
+
+# -- the released layout ------------------------------------------------------------------------------------------
+# rayruiyang/vst_3d_grounding_benchmark as VST's benchmark/det3d reads it: per set, a prompt file
+# `<set>/annotations/<name>prompt_v4_norm.json` (rows {uid or id, image_path, question}: the raw camera prompt) and a
+# ground-truth file `*metaqa*.json` (rows {uid, image_path, height, width, category, camera_intrinsics {fx, fy, cx,
+# cy}, answer}: boxes with angles in DEGREES; predictions are in [-1, 1] x 180), the images in a .tar.gz beside them.
+def _published_files(folder: Path, data_file: str) -> tuple[Path, Path] | None:
+    """(prompt file, ground-truth file) of the released layout, if `folder` holds it."""
+    prompts = sorted(folder.rglob(data_file))
+    if not prompts:
+        return None
+    prefix = data_file.split("_")[0]  # "sunrgbd" / "arkit"
+    near = [prompts[0].parent, prompts[0].parent.parent] if prompts[0].parent != folder else [folder]
+    truths = sorted(p for d in near for p in d.glob(f"{prefix}*metaqa*.json")) or \
+        sorted(folder.rglob(f"{prefix}*metaqa*.json"))
+    return (prompts[0], truths[0]) if truths else None  # no ground truth beside it: rows in vst's own schema
+
+
+def _degrees_to_vst(box: list) -> list[float]:
+    """A metaqa box (x, y, z, sx, sy, sz in metres, pitch, yaw, roll in degrees) in VST's bbox_3d (angles / 180)."""
+    return [float(v) for v in box[:6]] + [float(v) / 180.0 for v in box[6:9]]
+
+
+def _truth_boxes(answer, name: str) -> list[list[float]]:
+    if isinstance(answer, str):
+        try:
+            answer = json.loads(answer)
+        except json.JSONDecodeError:
+            parsed = parse_boxes(answer)
+            if parsed is None:
+                raise ValueError(f"{name}: answer: neither JSON nor VST's box answer") from None
+            answer = parsed
+    boxes = []
+    for index, entry in enumerate(answer if isinstance(answer, list) else [answer]):
+        values = entry.get("bbox_3d") if isinstance(entry, dict) else entry
+        if not isinstance(values, list) or len(values) != 9:
+            raise ValueError(f"{name}: answer[{index}]: expected a bbox_3d of 9 numbers, got {values!r}")
+        boxes.append(_degrees_to_vst(values))
+    return boxes
+
+
+def _extract_images(root: Path) -> Path | None:
+    """Unpack the set's image archive once (beside it, under `<archive>.extracted`, renamed into place whole)."""
+    import shutil
+    import tarfile
+
+    archives = sorted(root.glob("*.tar.gz")) + sorted(root.glob("*.tgz")) + sorted(root.glob("*.tar"))
+    if not archives:
+        return None
+    target = archives[0].with_name(archives[0].name + ".extracted")
+    if not target.is_dir():
+        staging = target.with_name(target.name + ".incomplete")
+        shutil.rmtree(staging, ignore_errors=True)
+        with tarfile.open(archives[0]) as archive:
+            archive.extractall(staging, filter="data")  # no absolute paths, no "..", no links out
+        staging.rename(target)
+    return target
+
+
+def _published_rows(prompts: Path, truths: Path, limit: int | None = None) -> list[dict]:
+    truth_rows = _read_file(truths)
+    by_uid = {str(r.get("uid", r.get("id"))): r for r in truth_rows}
+    root, image_roots = prompts.parent.parent, None
+    rows = []
+    for index, raw in enumerate(_read_file(prompts)):
+        name = f"{prompts}: row {index}"
+        uid = str(raw.get("uid", raw.get("id")))
+        truth = by_uid.get(uid)
+        if truth is None:
+            raise ValueError(f"{name}: uid {uid}: not in {truths.name}")
+        intrinsics = truth.get("camera_intrinsics") or {}
+        missing = [k for k in ("fx", "fy", "cx", "cy") if k not in intrinsics] + \
+            [k for k in ("width", "height", "category", "answer") if truth.get(k) is None]
+        if missing:
+            raise ValueError(f"{truths}: uid {uid}: missing field(s) {', '.join(missing)}")
+        relative = confined_path(str(raw.get("image_path") or truth.get("image_path")))
+        candidates = [root / relative, prompts.parent / relative, truths.parent / relative]
+        image = next((c for c in candidates if c.is_file()), None)
+        if image is None:
+            image_roots = image_roots or _extract_images(root)
+            image = next((c for c in ([image_roots / relative] if image_roots else []) if c.is_file()), None)
+        if image is None:
+            raise FileNotFoundError(f"{name} (uid {uid}): image not found: {relative} (under {root} or its archive)")
+        rows.append({"id": uid, "image": str(image), "category": str(truth["category"]),
+                     "question": str(raw.get("question") or QUESTION.format(category=truth["category"])),
+                     "intrinsics": {**{k: float(intrinsics[k]) for k in ("fx", "fy", "cx", "cy")},
+                                    "width": int(truth["width"]), "height": int(truth["height"])},
+                     "boxes": _truth_boxes(truth["answer"], f"{truths}: uid {uid}")})
+        if limit is not None and len(rows) >= limit:
+            break
     return rows
 
 
