@@ -98,7 +98,8 @@ def test_aggregate_averages_sources_then_2d_and_3d():
     # 2D = (50 + 100) / 2 = 75; 3D = 25; overall = (75 + 25) / 2 = 50 (the item mean would be 3/7 = 42.86).
     assert result.overall == pytest.approx(50.0)
     assert result.categories == pytest.approx(
-        {"Count": 100.0, "Relation": 0.0, "Depth": 50.0, "Distance": 0.0, "2D": 75.0, "3D": 25.0}
+        {"Count": 100.0, "Relation": 0.0, "Depth": 50.0, "Distance": 0.0, "2D": 75.0, "3D": 25.0,
+         "ADE20K": 50.0, "COCO": 100.0, "Omni3D": 25.0}  # the per-source accuracies the official script prints
     )
     assert list(result.categories) == [name for name in cvbench.CATEGORIES]
     assert cvbench.aggregate(items, "vst").overall == pytest.approx(50.0)  # same combination for VST's number
@@ -188,6 +189,7 @@ def test_score_file_prints_the_contract(tmp_path):
     # 2D = (100 + 0) / 2 = 50; 3D = 1/2 = 50; overall 50.
     assert result == {
         "benchmark": "cvbench", "protocol": "official", "overall": 50.0,
-        "categories": {"Count": 100.0, "Relation": 0.0, "Depth": 100.0, "Distance": 0.0, "2D": 50.0, "3D": 50.0},
+        "categories": {"Count": 100.0, "Relation": 0.0, "Depth": 100.0, "Distance": 0.0, "2D": 50.0, "3D": 50.0,
+                       "ADE20K": 100.0, "COCO": 0.0, "Omni3D": 50.0},
         "n": 4, "n_unparsed": 1,
     }

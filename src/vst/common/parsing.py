@@ -88,24 +88,43 @@ VLMEVALKIT_REFUSALS = (
 VLMEVALKIT_SEPARATORS = ".()[],:;!*#{}"
 
 
-def vlmevalkit_choice(text: str, options: dict[str, str]) -> str | None:
+# VLMEvalKit's rule matcher (vlmeval/utils/matching_util.py, `can_infer`) changed twice; results depend on the version:
+#   "2024"     as of c6bdffd3 (2024-03) until c3371551: one option letter anywhere among the tokens; else the one
+#              option text found in the response. What scored 3DSRBench v1 (released 2025-01) and its circular TSV.
+#   "2025-08"  c3371551 (2025-08-04, PR #1175): the letter must be among the last 5 tokens ("A because the lamp is
+#              higher" no longer reads A), and no text match when the response is over twice the options' length.
+#   "2026-06"  a67ace50 (2026-06-17, PR #1552): as 2025-08, then "(correct) answer is X" anywhere ("A and B both seem
+#              possible, but the correct answer is B" reads B).
+VLMEVALKIT_VERSIONS = ("2024", "2025-08", "2026-06")
+_VLMEVALKIT_ANSWER_IS = re.compile(r"(?i)(?:correct\s+)?answer\s+is\s+\**([ABCD])\**")
+
+
+def vlmevalkit_choice(text: str, options: dict[str, str], version: str = "2024") -> str | None:
     """VLMEvalKit's rule-based MCQ matching (`can_infer` in vlmeval/utils/matching_util.py, the `exact_matching`
-    judge: no LLM). `options` maps letters to option texts, e.g. {"A": "left", "B": "right"}.
+    judge: no LLM), as of `version` (VLMEVALKIT_VERSIONS above). `options` maps letters to option texts, e.g.
+    {"A": "left", "B": "right"}.
 
     1. A refusal message -> no answer. 2. Replace `.()[],:;!*#{}` by spaces and split: exactly one option letter
     among the (case-sensitive) tokens -> that letter ("(B)", "B.", "The answer is B"; but "A chair, B" has two
     letters, and "b" none); no letter but a "Z" token -> no answer. 3. Otherwise the option whose lower-cased text
     is a substring of the lower-cased response, when exactly one is. Returns the letter, or None (VLMEvalKit's 'Z').
     """
+    if version not in VLMEVALKIT_VERSIONS:
+        raise ValueError(f"VLMEvalKit matcher version {version!r}: known {', '.join(VLMEVALKIT_VERSIONS)}")
     text = str(text or "")
     if any(message in text for message in VLMEVALKIT_REFUSALS):
         return None
     tokens = text.translate(str.maketrans(VLMEVALKIT_SEPARATORS, " " * len(VLMEVALKIT_SEPARATORS))).split()
     letters = [letter for letter in options if letter in tokens]
     if len(letters) == 1:
-        return letters[0]
-    if not letters and "Z" in tokens:
+        if version == "2024" or tokens.index(letters[0]) > len(tokens) - 5:
+            return letters[0]
+    elif not letters and "Z" in tokens:
         return None
+    if version == "2026-06" and (said := _VLMEVALKIT_ANSWER_IS.search(text)) and said.group(1).upper() in options:
+        return said.group(1).upper()
     lowered = text.lower()
+    if version != "2024" and len(lowered) > 2 * sum(len(str(option)) for option in options.values()):
+        return None
     matches = [letter for letter, option in options.items() if str(option).lower() in lowered]
     return matches[0] if len(matches) == 1 else None

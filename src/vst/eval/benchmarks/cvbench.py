@@ -52,7 +52,7 @@ LOCAL_PATTERNS = ("test.parquet", "test.jsonl", "*.parquet", "*.jsonl")
 TASKS = ("Count", "Relation", "Depth", "Distance")
 SOURCES_2D = ("ADE20K", "COCO")
 SOURCE_3D = "Omni3D"
-CATEGORIES = (*TASKS, "2D", "3D")
+CATEGORIES = (*TASKS, "2D", "3D", *SOURCES_2D, SOURCE_3D)  # the official script prints the per-source accuracies too
 
 POST_PROMPT = "Answer with the option's letter from the given choices directly."
 ANSWER_KEYWORDS = ("answer is", "answer is:", "answer:")
@@ -140,5 +140,6 @@ def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
     if by_source[SOURCE_3D]:
         parts["3D"] = percent(by_source[SOURCE_3D])
     categories = {name: percent(by_task[name]) for name in TASKS if by_task[name]}
+    sources = {name: percent(by_source[name]) for name in (*SOURCES_2D, SOURCE_3D) if by_source[name]}
     overall = sum(parts.values()) / len(parts) if parts else 0.0
-    return Aggregate(overall=overall, categories={**categories, **parts})
+    return Aggregate(overall=overall, categories={**categories, **parts, **sources})

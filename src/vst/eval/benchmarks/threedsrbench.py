@@ -48,6 +48,9 @@ PROTOCOLS = ("official", "vst", "flip", "flip_circular")
 GENERATION = {protocol: VLMEVALKIT_QWEN for protocol in PROTOCOLS}
 ROW_FIELDS = ("qid", "question", "A", "B", "answer", "category")  # C and D are null or absent on 2-option questions
 MEDIA_FIELDS = ("image",)
+# The VLMEvalKit matcher the official circular script consumed: the version current when 3DSRBench v1 and its
+# VLMEvalKit TSVs were released (2025-01), before PR #1175 (2025-08) changed `can_infer` (vst.common.parsing).
+MATCHER = "2024"
 CIRCULAR_TSV = "3dsrbench_v1_vlmevalkit_circular.tsv"  # in the HF dataset repo: every rotation and flip, base64 images
 LOCAL_PATTERNS = (CIRCULAR_TSV, "*.tsv", "*.parquet", "*.jsonl")
 FLIP = "-flip"
@@ -118,7 +121,7 @@ def group_key(qid: str, protocol: str) -> str | None:
 
 def score_item(row: dict, response: str, protocol: str = "official") -> ItemScore:
     _check(protocol)
-    parsed = vlmevalkit_choice(response, row_options(row))
+    parsed = vlmevalkit_choice(response, row_options(row), version=MATCHER)
     return ItemScore(
         category=row["category"],
         score=float(parsed == str(row["answer"]).strip()),
