@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.eval import test_blink, test_cvbench, test_det3d, test_mmsi, test_threedsrbench, test_vsibench
+from tests.eval import test_blink, test_cvbench, test_det3d, test_general_mcq, test_mmsi, test_threedsrbench, test_vsibench
 from vst.eval.benchmarks import load_all
 from vst.eval.runner import PREDICTIONS_FILE, RunConfig, run
 
@@ -35,6 +35,7 @@ FIXTURES = {
     "mmsi": lambda folder: test_mmsi._folder(folder),
     "3dsrbench": lambda folder: test_threedsrbench.write_circular_tsv(folder),  # the published TSV
     "det3d-sunrgbd": lambda folder: test_det3d.write_released_set(folder),  # prompts + metaqa + image archive
+    "mmbench": lambda folder: test_general_mcq.write_tsv(folder / "MMBench_DEV_EN.tsv", test_general_mcq.MMBENCH),
 }
 
 

@@ -50,16 +50,23 @@ def read_vlmevalkit_tsv(path: Path) -> list[dict]:
     import sys
 
     csv.field_size_limit(sys.maxsize)  # one cell holds a whole base64 image
-    rows = []
     with path.open(newline="", encoding="utf-8") as stream:
-        for number, row in enumerate(csv.DictReader(stream, delimiter="\t"), start=2):
-            row = {key: (value if value != "" else None) for key, value in row.items()}
-            if row.get("image") is not None:
-                try:
-                    row["image"] = base64.b64decode(row["image"], validate=True)
-                except ValueError:
-                    raise ValueError(f"{path}: line {number}: image: not base64") from None
-            rows.append(row)
+        rows = [{key: (value if value != "" else None) for key, value in row.items()}
+                for row in csv.DictReader(stream, delimiter="\t")]
+    # VLMEvalKit saves space by storing, for a repeated picture, the `index` of the row that holds it (a short string)
+    pictures = {row.get("index"): row.get("image") for row in rows}
+    for number, row in enumerate(rows, start=2):
+        image = row.get("image")
+        if image is None:
+            continue
+        if len(image) <= 64:
+            image = pictures.get(image)
+            if image is None or len(image) <= 64:
+                raise ValueError(f"{path}: line {number}: image: refers to index {row['image']!r}, which holds no image")
+        try:
+            row["image"] = base64.b64decode(image, validate=True)
+        except ValueError:
+            raise ValueError(f"{path}: line {number}: image: not base64") from None
     return rows
 
 

@@ -1,0 +1,43 @@
+"""RealWorldQA (xAI, 765 real-world driving and indoor pictures).
+
+VST's general-ability column "RealWorldQA" (paper.md §5.2), scored as VLMEvalKit scores it: see `image_mcq` for the
+layout, prompts, matcher and report. `--source vlmevalkit` downloads VLMEvalKit's `RealWorldQA.tsv` (md5-checked); a
+local file or a folder holding it is read as is.
+"""
+
+from __future__ import annotations
+
+from vst.eval.benchmarks import image_mcq
+from vst.eval.benchmarks.image_mcq import GENERATION, PROTOCOLS, ROW_FIELDS
+from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
+
+NAME = "realworldqa"
+DEFAULT_SOURCE = "vlmevalkit"
+FILE = "RealWorldQA.tsv"
+URL = "https://opencompass.openxlab.space/utils/VLMEval/RealWorldQA.tsv"
+MD5 = "4de008f55dc4fd008ca9e15321dc44b7"
+CIRCULAR = False
+CATEGORIES = ()  # from the data: l2-category, then category (VLMEvalKit's report_acc)
+MEDIA_FIELDS = ("image",)
+
+__all__ = ["NAME", "DEFAULT_SOURCE", "GENERATION", "PROTOCOLS", "ROW_FIELDS", "CATEGORIES", "load_rows",
+           "build_prompt", "score_item", "aggregate"]
+
+
+def load_rows(source: str = DEFAULT_SOURCE, revision: str | None = None, limit: int | None = None) -> list[dict]:
+    return image_mcq.load_rows(source, FILE, URL, MD5, limit)
+
+
+def build_prompt(row: dict, protocol: str = "official") -> Prompt:
+    import sys
+
+    check_protocol(sys.modules[__name__], protocol)
+    return image_mcq.build_prompt(row, protocol)
+
+
+def score_item(row: dict, response: str, protocol: str = "official") -> ItemScore:
+    return image_mcq.score_item(row, response, protocol, CIRCULAR)
+
+
+def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
+    return image_mcq.aggregate(items)

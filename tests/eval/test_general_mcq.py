@@ -1,0 +1,98 @@
+"""General-ability benchmarks read and scored as VLMEvalKit does (open-compass/VLMEvalKit @e8e78f0:
+vlmeval/dataset/image_mcq.py `ImageMCQDataset.build_prompt` / `evaluate_heuristic`, vlmeval/dataset/image_base.py for
+the TSV's image column, vlmeval/dataset/utils/multiple_choice.py `report_acc` and `mcq_circular_eval`)."""
+
+import base64
+import hashlib
+import io
+
+import pytest
+from PIL import Image
+
+from vst.eval.benchmarks import load_all, mmbench, mmstar
+from vst.eval.benchmarks.registry import generation
+
+COLUMNS = ("index", "question", "hint", "A", "B", "C", "D", "answer", "category", "l2-category", "image")
+
+
+def picture(color):
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), color).save(buffer, format="JPEG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def write_tsv(path, rows):
+    """A VLMEvalKit MCQ TSV: header, tabs, empty cells for absent options, base64 images, and for a repeated
+    picture the index of the row that holds it (image_base.py: "the index of another question, to save space")."""
+    lines = ["\t".join(COLUMNS)] + ["\t".join("" if row.get(c) is None else str(row[c]) for c in COLUMNS) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# MMBench dev: question 0 asked in 3 rotations (index 0, 1000000, 2000000), question 1 once.
+MMBENCH = [
+    {"index": 0, "question": "What colour is the square?", "hint": "Look closely.", "A": "red", "B": "green",
+     "C": "blue", "answer": "A", "category": "attribute_recognition", "l2-category": "FP-S", "image": picture("red")},
+    {"index": 1000000, "question": "What colour is the square?", "hint": "Look closely.", "A": "green", "B": "blue",
+     "C": "red", "answer": "C", "category": "attribute_recognition", "l2-category": "FP-S", "image": "0"},
+    {"index": 2000000, "question": "What colour is the square?", "hint": "Look closely.", "A": "blue", "B": "red",
+     "C": "green", "answer": "B", "category": "attribute_recognition", "l2-category": "FP-S", "image": "0"},
+    {"index": 1, "question": "Is it a photo?", "A": "yes", "B": "no", "answer": "B", "category": "image_style",
+     "l2-category": "CP", "image": picture("blue")},
+]
+
+
+@pytest.fixture
+def mmbench_tsv(tmp_path):
+    return write_tsv(tmp_path / "MMBench_DEV_EN.tsv", MMBENCH)
+
+
+def test_rows_resolve_shared_pictures_and_prompts_match_vlmevalkit(mmbench_tsv):
+    rows = mmbench.load_rows(str(mmbench_tsv.parent))
+    assert [row["index"] for row in rows] == ["0", "1000000", "2000000", "1"]
+    assert rows[1]["image"] == rows[0]["image"] and Image.open(io.BytesIO(rows[0]["image"])).size == (8, 6)
+    assert rows[3]["C"] is None and rows[3].get("hint") is None
+    assert mmbench.build_prompt(rows[0], "official").text == (
+        "Hint: Look closely.\nQuestion: What colour is the square?\nOptions:\nA. red\nB. green\nC. blue\n"
+        "Please select the correct answer from the options above. \n")
+    assert mmbench.build_prompt(rows[3], "vst").text == (
+        "Question: Is it a photo?\nOptions:\nA. yes\nB. no\nPlease select the correct answer from the options above.")
+
+
+def test_circular_eval_and_report_acc(mmbench_tsv):
+    rows = mmbench.load_rows(str(mmbench_tsv))
+    # question 0: right in rotations 1 and 3, wrong in rotation 2 -> wrong; question 1 right -> overall 50
+    responses = ["A", "B", "B", "B"]
+    items = [mmbench.score_item(row, response) for row, response in zip(rows, responses)]
+    result = mmbench.aggregate(items)
+    assert result.overall == 50.0
+    assert result.categories == {"CP": 100.0, "FP-S": 0.0, "attribute_recognition": 0.0, "image_style": 100.0}
+    # the same answers on a vanilla (non-circular) benchmark count rows: 3 of 4
+    vanilla = [mmstar.score_item(row, response) for row, response in zip(rows, responses)]
+    assert mmstar.aggregate(vanilla).overall == 75.0
+
+
+def test_download_is_md5_checked(tmp_path, monkeypatch):
+    import urllib.request
+
+    source = write_tsv(tmp_path / "upstream.tsv", MMBENCH[3:])
+    monkeypatch.setenv("VST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(urllib.request, "urlretrieve", lambda url, path: path.write_bytes(source.read_bytes()))
+    monkeypatch.setattr(mmstar, "MD5", hashlib.md5(source.read_bytes()).hexdigest())
+    assert [row["index"] for row in mmstar.load_rows("vlmevalkit")] == ["1"]
+    assert (tmp_path / "cache" / "vlmevalkit" / "MMStar.tsv").is_file()
+    monkeypatch.setattr(mmstar, "MD5", "0" * 32)
+    (tmp_path / "cache" / "vlmevalkit" / "MMStar.tsv").unlink()
+    with pytest.raises(ValueError, match="md5 .* differs from VLMEvalKit's 0000"):
+        mmstar.load_rows("vlmevalkit")
+
+
+def test_a_reference_to_a_missing_picture_is_named(tmp_path):
+    write_tsv(tmp_path / "MMStar.tsv", [{**MMBENCH[3], "image": "42"}])
+    with pytest.raises(ValueError, match=r"MMStar.tsv: line 2: image: refers to index '42', which holds no image"):
+        mmstar.load_rows(str(tmp_path))
+
+
+def test_general_benchmarks_generate_as_vst_did():
+    load_all()
+    assert generation(mmbench, "vst")["max_new_tokens"] == 2048 and generation(mmstar, "official")["top_k"] == 1
