@@ -96,3 +96,29 @@ def test_a_reference_to_a_missing_picture_is_named(tmp_path):
 def test_general_benchmarks_generate_as_vst_did():
     load_all()
     assert generation(mmbench, "vst")["max_new_tokens"] == 2048 and generation(mmstar, "official")["top_k"] == 1
+
+
+def test_ocrbench_scores_as_vlmevalkit(tmp_path):
+    """OCRBench.tsv: `answer` is a Python list literal; handwritten maths compares with spaces removed, case kept."""
+    from vst.eval.benchmarks import ocrbench
+
+    columns = ("index", "image", "question", "answer", "category")
+    rows = [
+        (0, picture("white"), "what is written in the image?", "['CENTRAL']", "Regular Text Recognition"),
+        (1, picture("white"), "what is the price?", "['$3.50', '3.50']", "Scene Text-centric VQA"),
+        (2, picture("white"), "Please write out the expression of the formula in the image using LaTeX format.",
+         "['x^{2}+1']", "Handwritten Mathematical Expression Recognition"),
+        (3, "0", "what is written in the image?", "['station']", "Regular Text Recognition"),
+    ]
+    lines = ["\t".join(columns)] + ["\t".join(str(v) for v in row) for row in rows]
+    (tmp_path / "OCRBench.tsv").write_text("\n".join(lines) + "\n")
+    loaded = ocrbench.load_rows(str(tmp_path))
+    assert ocrbench.answers(loaded[1]) == ["$3.50", "3.50"] and loaded[3]["image"] == loaded[0]["image"]
+    assert ocrbench.build_prompt(loaded[0], "vst").text.endswith("with short words or phrases if possible.")
+    responses = ["The text says Central.", "It costs 3.50 dollars", "x ^ {2} + 1", "STATIONS"]
+    items = [ocrbench.score_item(row, response) for row, response in zip(loaded, responses)]
+    assert [item.score for item in items] == [1.0, 1.0, 1.0, 1.0]
+    assert ocrbench.score_item(loaded[2], "X^{2}+1").score == 0.0  # case kept for handwritten maths
+    result = ocrbench.aggregate(items[:2] + [ocrbench.score_item(loaded[3], "nothing")])
+    assert result.overall == pytest.approx(200 / 3)
+    assert result.categories == {"Text Recognition": 50.0, "Scene Text-centric VQA": 100.0}

@@ -64,7 +64,8 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_rows(source: str, file_name: str, url: str, md5: str, limit: int | None = None) -> list[dict]:
+def load_rows(source: str, file_name: str, url: str, md5: str, limit: int | None = None,
+              required: tuple[str, ...] = ROW_FIELDS) -> list[dict]:
     """Rows of the benchmark's TSV: `source` is the TSV, a folder holding `file_name`, or "vlmevalkit" (download)."""
     path = Path(source)
     if source == "vlmevalkit":
@@ -74,9 +75,9 @@ def load_rows(source: str, file_name: str, url: str, md5: str, limit: int | None
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found (VLMEvalKit's {file_name}; --source vlmevalkit downloads it)")
     rows = read_vlmevalkit_tsv(path)[:limit]
-    missing = [name for name in ROW_FIELDS if rows and name not in rows[0]]
+    missing = [name for name in required if rows and name not in rows[0]]
     if missing:
-        raise ValueError(f"{path}: column(s) {', '.join(missing)} missing: not a VLMEvalKit MCQ TSV")
+        raise ValueError(f"{path}: column(s) {', '.join(missing)} missing: not VLMEvalKit's {file_name}")
     return rows
 
 
