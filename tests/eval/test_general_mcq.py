@@ -122,3 +122,26 @@ def test_ocrbench_scores_as_vlmevalkit(tmp_path):
     result = ocrbench.aggregate(items[:2] + [ocrbench.score_item(loaded[3], "nothing")])
     assert result.overall == pytest.approx(200 / 3)
     assert result.categories == {"Text Recognition": 50.0, "Scene Text-centric VQA": 100.0}
+
+
+def test_mmmu_validation_split_multi_image_rows_and_open_questions(tmp_path):
+    """MMMU_DEV_VAL.tsv: a multi-image row holds a list literal of base64 pictures; dev rows are not in the means."""
+    from vst.eval.benchmarks import mmmu
+
+    columns = ("index", "question", "A", "B", "C", "answer", "category", "split", "image")
+    two = "[" + ", ".join(repr(picture(c)) for c in ("red", "blue")) + "]"
+    rows = [
+        ("validation_Art_1", "Which painting is older? <image 1> <image 2>", "the first", "the second", "", "A", "Art",
+         "validation", two),
+        ("validation_Math_2", "What is 2 + 2? <image 1>", "", "", "", "4", "Math", "validation", picture("white")),
+        ("dev_Art_1", "Which? <image 1>", "x", "y", "", "B", "Art", "dev", picture("white")),
+    ]
+    lines = ["\t".join(columns)] + ["\t".join(str(v) for v in row) for row in rows]
+    (tmp_path / "MMMU_DEV_VAL.tsv").write_text("\n".join(lines) + "\n")
+    loaded = mmmu.load_rows(str(tmp_path))
+    assert len(loaded[0]["image"]) == 2 and len(mmmu.build_prompt(loaded[0]).images) == 2
+    items = [mmmu.score_item(loaded[0], "A"), mmmu.score_item(loaded[1], "The answer is 5."),
+             mmmu.score_item(loaded[2], "B")]
+    result = mmmu.aggregate(items)
+    assert result.overall == 50.0 and result.categories == {"Art": 100.0, "Math": 0.0}  # the dev row is left out
+    assert mmmu.score_item(loaded[1], "2 + 2 = 4").score == 1.0

@@ -54,6 +54,7 @@ def read_vlmevalkit_tsv(path: Path) -> list[dict]:
         rows = [{key: (value if value != "" else None) for key, value in row.items()}
                 for row in csv.DictReader(stream, delimiter="\t")]
     # VLMEvalKit saves space by storing, for a repeated picture, the `index` of the row that holds it (a short string)
+    # A multi-image row (MMMU) holds a Python list literal of base64 strings.
     pictures = {row.get("index"): row.get("image") for row in rows}
     for number, row in enumerate(rows, start=2):
         image = row.get("image")
@@ -64,9 +65,14 @@ def read_vlmevalkit_tsv(path: Path) -> list[dict]:
             if image is None or len(image) <= 64:
                 raise ValueError(f"{path}: line {number}: image: refers to index {row['image']!r}, which holds no image")
         try:
-            row["image"] = base64.b64decode(image, validate=True)
-        except ValueError:
-            raise ValueError(f"{path}: line {number}: image: not base64") from None
+            if image.startswith("["):
+                import ast
+
+                row["image"] = [base64.b64decode(each, validate=True) for each in ast.literal_eval(image)]
+            else:
+                row["image"] = base64.b64decode(image, validate=True)
+        except (ValueError, SyntaxError, TypeError):
+            raise ValueError(f"{path}: line {number}: image: not base64 (or a list of base64 strings)") from None
     return rows
 
 

@@ -16,7 +16,7 @@ def load_all() -> dict:
 
 BENCHMARK_MODULES = (
     "vsibench", "vsibench_debiased", "cvbench", "blink", "mmsi", "threedsrbench", "det3d_sunrgbd", "det3d_arkitscenes", "vst_synth",
-    "mmstar", "mmbench", "realworldqa", "ai2d", "ocrbench",  # general ability (VLMEvalKit ImageMCQ, vst.eval.benchmarks.image_mcq)
+    "mmstar", "mmbench", "realworldqa", "ai2d", "ocrbench", "mmmu",  # general ability (VLMEvalKit ImageMCQ, vst.eval.benchmarks.image_mcq)
 )
 
 __all__ = ["BENCHMARKS", "Aggregate", "ItemScore", "Prompt", "get_benchmark", "load_all", "register_benchmark"]
