@@ -175,3 +175,21 @@ def test_polygon_area_and_containment():
     assert np.isclose(g.polygon_area(l_shape[::-1]), 10.0)
     inside = g.points_in_polygon([[1, 1], [3, 2.5], [1, 2.5], [5, 1]], l_shape)
     assert inside.tolist() == [True, False, True, False]
+
+
+def test_convex_polygon_intersection_against_analytic_areas():
+    import math
+
+    from vst.scene.geometry import convex_polygon_intersection, polygon_area
+
+    square = [[0, 0], [1, 0], [1, 1], [0, 1]]
+    shifted = [[0.5, 0.5], [1.5, 0.5], [1.5, 1.5], [0.5, 1.5]]
+    assert polygon_area(convex_polygon_intersection(square, shifted)) == pytest.approx(0.25)
+    assert polygon_area(convex_polygon_intersection(square, shifted[::-1])) == pytest.approx(0.25)  # either winding
+    assert len(convex_polygon_intersection(square, [[2, 2], [3, 2], [3, 3]])) == 0  # apart
+    # a unit square and the same square turned 45 degrees about its centre: a regular octagon of area 2(sqrt2 - 1)
+    c, h = 0.5, math.sqrt(0.5)
+    diamond = [[c, c - h], [c + h, c], [c, c + h], [c - h, c]]
+    assert polygon_area(convex_polygon_intersection(square, diamond)) == pytest.approx(2 * (math.sqrt(2) - 1))
+    inner = [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]
+    assert polygon_area(convex_polygon_intersection(square, inner)) == pytest.approx(0.25)  # containment

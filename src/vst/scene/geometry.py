@@ -348,3 +348,38 @@ def points_in_polygon(points, polygon) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         crossing_x = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
     return np.count_nonzero(straddles & (x < crossing_x), axis=1) % 2 == 1
+
+
+def convex_polygon_intersection(polygon_a, polygon_b) -> np.ndarray:
+    """The intersection (k, 2) of two convex polygons (n, 2), (m, 2), either winding (Sutherland-Hodgman: `a` clipped
+    by each edge of `b`); an empty (0, 2) array when they do not overlap."""
+    subject = [tuple(p) for p in _array(polygon_a, (None, 2), "polygon_a")]
+    clip = _array(polygon_b, (None, 2), "polygon_b")
+    if len(clip) < 3 or len(subject) < 3:
+        return np.zeros((0, 2))
+    x, y = clip[:, 0], clip[:, 1]
+    if np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)) < 0:  # make the clip polygon counter-clockwise
+        clip = clip[::-1]
+
+    def inside(point, start, end) -> bool:
+        return (end[0] - start[0]) * (point[1] - start[1]) - (end[1] - start[1]) * (point[0] - start[0]) >= 0
+
+    def crossing(p, q, start, end):
+        d1, d2 = (q[0] - p[0], q[1] - p[1]), (end[0] - start[0], end[1] - start[1])
+        denominator = d1[0] * d2[1] - d1[1] * d2[0]
+        t = ((start[0] - p[0]) * d2[1] - (start[1] - p[1]) * d2[0]) / denominator
+        return (p[0] + t * d1[0], p[1] + t * d1[1])
+
+    for start, end in zip(clip, np.roll(clip, -1, axis=0)):
+        points, subject = subject, []
+        for index, current in enumerate(points):
+            previous = points[index - 1]
+            if inside(current, start, end):
+                if not inside(previous, start, end):
+                    subject.append(crossing(previous, current, start, end))
+                subject.append(current)
+            elif inside(previous, start, end):
+                subject.append(crossing(previous, current, start, end))
+        if not subject:
+            return np.zeros((0, 2))
+    return np.asarray(subject, dtype=np.float64)

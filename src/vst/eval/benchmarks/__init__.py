@@ -15,7 +15,7 @@ def load_all() -> dict:
 
 
 BENCHMARK_MODULES = (
-    "vsibench", "vsibench_debiased", "cvbench", "blink", "mmsi", "threedsrbench", "det3d_sunrgbd", "det3d_arkitscenes", "vst_synth",
+    "vsibench", "vsibench_debiased", "cvbench", "blink", "mmsi", "threedsrbench", "det3d_sunrgbd", "det3d_arkitscenes", "sunrgbd3d", "vst_synth",
     "mmstar", "mmbench", "realworldqa", "ai2d", "ocrbench", "mmmu",  # general ability (VLMEvalKit ImageMCQ, vst.eval.benchmarks.image_mcq)
 )
 
