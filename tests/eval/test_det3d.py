@@ -152,27 +152,27 @@ def test_score_file_contract(module, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 2
 
 
-def write_released_set(root, archive=True):
+def write_released_set(root, archive=True, module=det3d_sunrgbd, truth_name="sunrgbd_total3d_val_metaqa_20250321.json"):
     """rayruiyang/vst_3d_grounding_benchmark's SUN RGB-D set as VST's benchmark/det3d reads it (Yangr116/VST
     benchmark/det3d; spec paper.md §5.1): `sunrgbd/annotations/sunrgbd_val_total3d-prompt_v4_norm.json` (uid,
     image_path, the raw camera prompt), the ground truth `sunrgbd_total3d_val_metaqa_20250321.json` (uid, image_path,
     height, width, category, camera_intrinsics, answer with angles in degrees) and the images in a .tar.gz."""
     import tarfile
 
-    annotations = root / "sunrgbd" / "annotations"
+    annotations = root / truth_name.split("_")[0] / "annotations"
     annotations.mkdir(parents=True)
     prompt = "Image width=146 and height=106. f_x=105.9, f_y=105.9, c_x=72.5, cy=52.5.\nDetect the 3D bounding boxes of chair"
-    (annotations / det3d_sunrgbd.DATA_FILE).write_text(json.dumps([
+    (annotations / module.DATA_FILE).write_text(json.dumps([
         {"uid": "7", "image_path": "images/0007.png", "question": prompt}]))
     truth = [{"uid": "7", "image_path": "images/0007.png", "height": 106, "width": 146, "category": "chair",
               "camera_intrinsics": {"fx": 105.9, "fy": 105.9, "cx": 72.5, "cy": 52.5},
               "answer": [{"bbox_3d": [0.0, 0.0, 2.0, 1.0, 1.0, 1.0, 0.0, 45.0, 0.0], "label": "chair"}]}]
-    (annotations / "sunrgbd_total3d_val_metaqa_20250321.json").write_text(json.dumps(truth))
+    (annotations / truth_name).write_text(json.dumps(truth))
     images = root / "staging" / "images"
     images.mkdir(parents=True)
     Image.new("RGB", (146, 106), (120, 90, 60)).save(images / "0007.png")
     if archive:
-        with tarfile.open(root / "sunrgbd" / "sunrgbd_images.tar.gz", "w:gz") as tar:
+        with tarfile.open(annotations.parent / "images.tar.gz", "w:gz") as tar:
             tar.add(images, arcname="images")
     return root
 

@@ -98,20 +98,18 @@ def test_general_benchmarks_generate_as_vst_did():
     assert generation(mmbench, "vst")["max_new_tokens"] == 2048 and generation(mmstar, "official")["top_k"] == 1
 
 
+def write_ocrbench(folder):
+    """VLMEvalKit's OCRBench.tsv: index, image, question, answer (a list literal), category."""
+    columns = ("index", "image", "question", "answer", "category")
+    lines = ["\t".join(columns)] + ["\t".join(str(v) for v in row) for row in OCRBENCH_ROWS]
+    (folder / "OCRBench.tsv").write_text("\n".join(lines) + "\n")
+
+
 def test_ocrbench_scores_as_vlmevalkit(tmp_path):
     """OCRBench.tsv: `answer` is a Python list literal; handwritten maths compares with spaces removed, case kept."""
     from vst.eval.benchmarks import ocrbench
 
-    columns = ("index", "image", "question", "answer", "category")
-    rows = [
-        (0, picture("white"), "what is written in the image?", "['CENTRAL']", "Regular Text Recognition"),
-        (1, picture("white"), "what is the price?", "['$3.50', '3.50']", "Scene Text-centric VQA"),
-        (2, picture("white"), "Please write out the expression of the formula in the image using LaTeX format.",
-         "['x^{2}+1']", "Handwritten Mathematical Expression Recognition"),
-        (3, "0", "what is written in the image?", "['station']", "Regular Text Recognition"),
-    ]
-    lines = ["\t".join(columns)] + ["\t".join(str(v) for v in row) for row in rows]
-    (tmp_path / "OCRBench.tsv").write_text("\n".join(lines) + "\n")
+    write_ocrbench(tmp_path)
     loaded = ocrbench.load_rows(str(tmp_path))
     assert ocrbench.answers(loaded[1]) == ["$3.50", "3.50"] and loaded[3]["image"] == loaded[0]["image"]
     assert ocrbench.build_prompt(loaded[0], "vst").text.endswith("with short words or phrases if possible.")
@@ -124,10 +122,17 @@ def test_ocrbench_scores_as_vlmevalkit(tmp_path):
     assert result.categories == {"Text Recognition": 50.0, "Scene Text-centric VQA": 100.0}
 
 
-def test_mmmu_validation_split_multi_image_rows_and_open_questions(tmp_path):
-    """MMMU_DEV_VAL.tsv: a multi-image row holds a list literal of base64 pictures; dev rows are not in the means."""
-    from vst.eval.benchmarks import mmmu
+OCRBENCH_ROWS = [
+    (0, picture("white"), "what is written in the image?", "['CENTRAL']", "Regular Text Recognition"),
+    (1, picture("white"), "what is the price?", "['$3.50', '3.50']", "Scene Text-centric VQA"),
+    (2, picture("white"), "Please write out the expression of the formula in the image using LaTeX format.",
+     "['x^{2}+1']", "Handwritten Mathematical Expression Recognition"),
+    (3, "0", "what is written in the image?", "['station']", "Regular Text Recognition"),
+]
 
+
+def write_mmmu(folder):
+    """VLMEvalKit's MMMU_DEV_VAL.tsv: a multi-image row holds a list literal of base64 pictures."""
     columns = ("index", "question", "A", "B", "C", "answer", "category", "split", "image")
     two = "[" + ", ".join(repr(picture(c)) for c in ("red", "blue")) + "]"
     rows = [
@@ -137,7 +142,14 @@ def test_mmmu_validation_split_multi_image_rows_and_open_questions(tmp_path):
         ("dev_Art_1", "Which? <image 1>", "x", "y", "", "B", "Art", "dev", picture("white")),
     ]
     lines = ["\t".join(columns)] + ["\t".join(str(v) for v in row) for row in rows]
-    (tmp_path / "MMMU_DEV_VAL.tsv").write_text("\n".join(lines) + "\n")
+    (folder / "MMMU_DEV_VAL.tsv").write_text("\n".join(lines) + "\n")
+
+
+def test_mmmu_validation_split_multi_image_rows_and_open_questions(tmp_path):
+    """Dev rows are scored but left out of the means; open questions are scored by answer substring."""
+    from vst.eval.benchmarks import mmmu
+
+    write_mmmu(tmp_path)
     loaded = mmmu.load_rows(str(tmp_path))
     assert len(loaded[0]["image"]) == 2 and len(mmmu.build_prompt(loaded[0]).images) == 2
     items = [mmmu.score_item(loaded[0], "A"), mmmu.score_item(loaded[1], "The answer is 5."),

@@ -5,8 +5,10 @@ import json
 
 import pytest
 
-from tests.eval import test_blink, test_cvbench, test_det3d, test_general_mcq, test_mmsi, test_threedsrbench, test_vsibench
-from vst.eval.benchmarks import load_all
+from tests.eval import (test_blink, test_cvbench, test_det3d, test_general_mcq, test_mmsi, test_sunrgbd3d,
+                        test_threedsrbench, test_vsibench)
+from vst.eval.benchmarks import det3d_arkitscenes
+from vst.eval.benchmarks import BENCHMARKS, load_all
 from vst.eval.runner import PREDICTIONS_FILE, RunConfig, run
 
 
@@ -28,6 +30,15 @@ def blink_folder(folder):
     (folder / "val.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
+def vsibench_debiased_folder(folder):
+    """A snapshot of nyu-visionx/VSI-Bench: the full test.jsonl beside test_debiased.parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    test_vsibench._write_folder(folder)
+    pq.write_table(pa.Table.from_pylist([row for row, _, _ in test_vsibench.ROWS][:2]), folder / "test_debiased.parquet")
+
+
 FIXTURES = {
     "vsibench": vsibench_folder,
     "cvbench": cvbench_folder,
@@ -36,6 +47,15 @@ FIXTURES = {
     "3dsrbench": lambda folder: test_threedsrbench.write_circular_tsv(folder),  # the published TSV
     "det3d-sunrgbd": lambda folder: test_det3d.write_released_set(folder),  # prompts + metaqa + image archive
     "mmbench": lambda folder: test_general_mcq.write_tsv(folder / "MMBench_DEV_EN.tsv", test_general_mcq.MMBENCH),
+    "mmstar": lambda folder: test_general_mcq.write_tsv(folder / "MMStar.tsv", test_general_mcq.MMBENCH[3:]),
+    "realworldqa": lambda folder: test_general_mcq.write_tsv(folder / "RealWorldQA.tsv", test_general_mcq.MMBENCH[3:]),
+    "ai2d": lambda folder: test_general_mcq.write_tsv(folder / "AI2D_TEST.tsv", test_general_mcq.MMBENCH[:1]),
+    "ocrbench": lambda folder: test_general_mcq.write_ocrbench(folder),
+    "mmmu": lambda folder: test_general_mcq.write_mmmu(folder),
+    "det3d-arkitscenes": lambda folder: test_det3d.write_released_set(
+        folder, module=det3d_arkitscenes, truth_name="arkit_omni3d_test_metaqa.json"),
+    "vsibench-debiased": vsibench_debiased_folder,
+    "sunrgbd-3d": lambda folder: test_sunrgbd3d.write_rows(folder),
 }
 
 
@@ -54,6 +74,11 @@ class TinyBackend:
 @pytest.fixture(scope="module")
 def tiny_backend(tiny_folder):
     return TinyBackend(tiny_folder)
+
+
+def test_every_registered_benchmark_has_a_fixture_here():
+    load_all()
+    assert set(BENCHMARKS) - {"vst-synth"} == set(FIXTURES)  # vst-synth: the demo runs it end to end
 
 
 @pytest.mark.parametrize("benchmark", sorted(FIXTURES))

@@ -45,14 +45,19 @@ def test_seven_numbers_are_yaw_only():
     assert prediction["bbox"] == [0, 0, 3, 1, 1, 1, 0.0, 0.0, 0.5]
 
 
-def test_rows_prompt_and_map_on_the_published_schema(tmp_path):
+def write_rows(folder):
+    """kcz358/SUNRGBD-3D's test split as a parquet file: image (datasets Image struct), categories, bboxes_3d, labels."""
     buffer = io.BytesIO()
     Image.new("RGB", (8, 6)).save(buffer, format="PNG")
     picture = {"bytes": buffer.getvalue(), "path": None}
     rows = [{"image": picture, "categories": ["chair", "table"], "bboxes_3d": [CUBE, [2, 0, 4, 1, 1, 1, 0, 0, 0]],
              "labels": ["chair", "table"]},
             {"image": picture, "categories": ["chair"], "bboxes_3d": [CUBE], "labels": ["chair"]}]
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "test-00000-of-00001.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), folder / "test-00000-of-00001.parquet")
+
+
+def test_rows_prompt_and_map_on_the_published_schema(tmp_path):
+    write_rows(tmp_path)
     loaded = sunrgbd3d.load_rows(str(tmp_path))
     assert [row["image_id"] for row in loaded] == [0, 1]
     assert sunrgbd3d.build_prompt(loaded[0]).text.startswith("Locate the chair, table in the provided image")
