@@ -157,3 +157,43 @@ def test_mmmu_validation_split_multi_image_rows_and_open_questions(tmp_path):
     result = mmmu.aggregate(items)
     assert result.overall == 50.0 and result.categories == {"Art": 100.0, "Math": 0.0}  # the dev row is left out
     assert mmmu.score_item(loaded[1], "2 + 2 = 4").score == 1.0
+
+
+@pytest.mark.parametrize("response, letter, found", [
+    ("(B)", "B", True),
+    ("The answer is (B), not (A).", "A", True),  # MMMU: the option mentioned last wins
+    ("B", "B", True),
+    ("I would say the second painting is older", "B", True),  # over five words: option text
+    ("hmm", None, False),  # nothing: MMMU's random letter, seeded per item
+])
+def test_mmmu_official_choice_extraction(response, letter, found):
+    from vst.eval.benchmarks import mmmu
+
+    options = {"A": "the first painting", "B": "the second painting"}
+    picked, really = mmmu.parse_choice(response, options, seed="validation_Art_1")
+    assert really == found and (picked == letter if letter else picked in options)
+    assert mmmu.parse_choice(response, options, seed="validation_Art_1") == (picked, really)  # same on a re-score
+
+
+@pytest.mark.parametrize("response, gold, right", [
+    ("So the answer is 3,000", "3000", True),  # numbers normalised
+    ("2 + 2 = 4", "4", True),  # the last sentence also after "="
+    ("The colour is Red.", "red", True),
+    ("It is 3.14159", "3.14", True),  # two decimals
+    ("The answer is 5.", "4", False),
+])
+def test_mmmu_official_open_extraction(response, gold, right):
+    from vst.eval.benchmarks import mmmu
+
+    assert mmmu.open_is_right(gold, mmmu.parse_open(response)) is right
+
+
+def test_mmmu_official_prompt(tmp_path):
+    from vst.eval.benchmarks import mmmu
+
+    write_mmmu(tmp_path)
+    rows = mmmu.load_rows(str(tmp_path))
+    assert mmmu.build_prompt(rows[0], "official").text == (
+        "Which painting is older? <image 1> <image 2>\n\n(A) the first\n(B) the second\n\n\n"
+        "Answer with the option's letter from the given choices directly.")
+    assert mmmu.build_prompt(rows[1], "official").text.endswith("\n\nAnswer the question using a single word or phrase.")
