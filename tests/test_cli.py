@@ -244,7 +244,7 @@ def test_eval_run_score_and_report_with_an_openai_compatible_server(tmp_path, mo
 def test_eval_score_unknown_benchmark_lists_names(tmp_path):
     (tmp_path / "p.jsonl").write_text('{"response": "A"}\n')
     result = invoke("eval", "score", "nope", tmp_path / "p.jsonl")
-    assert result.exit_code == 1 and "unknown benchmark 'nope'; known benchmarks: 3dsrbench, blink" in result.output
+    assert result.exit_code == 1 and "unknown benchmark 'nope'; known benchmarks: 3dsrbench, ai2d, blink" in result.output
 
 
 @pytest.mark.parametrize("error", [RuntimeError("[rank0]: gloo [/] failed on [1, 2]"), OSError("disk full"),
