@@ -99,3 +99,9 @@ def test_tiny_pipeline_runs_every_stage_writes_the_report_and_resumes(tmp_path, 
     assert "is finished: kept" in again.output
     assert (out / "checkpoints" / "sft" / "trainer_state.json").stat().st_mtime_ns == stamp
     assert np.isfinite(json.loads((out / "eval" / "rl" / "scores.json").read_text())["overall"])
+    # a re-run with other evaluation settings redoes the evaluations instead of mixing or refusing them
+    changed = {**config, "eval": {**config["eval"], "max_new_tokens": 5}}
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(changed))
+    third = CliRunner().invoke(app, ["demo", "--config", str(tmp_path / "pipeline.yaml"), "--out", str(out)])
+    assert third.exit_code == 0, third.output
+    assert json.loads((out / "eval" / "sft" / "scores.json").read_text())["run"]["generation"]["max_new_tokens"] == 5

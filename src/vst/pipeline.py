@@ -330,8 +330,9 @@ def score_vst_synth(model: str, source: Path, out: Path, media: dict[str, int | 
     load_all()
     sizes = {k: v for k, v in media.items() if v is not None}
     backend = StageBackend(make_backend(model), system, MediaBudget(**sizes) if sizes else None)
+    # The pipeline owns its eval folders: predictions another setting made there are redone, not refused.
     config = RunConfig("vst-synth", out, source=str(source), limit=limit, batch_size=batch_size,
-                       max_new_tokens=max_new_tokens, model=model)
+                       max_new_tokens=max_new_tokens, model=model, overwrite=True)
     started, reported = time.time(), [0]
 
     def progress(done: int, total: int) -> None:
