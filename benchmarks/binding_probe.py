@@ -5,6 +5,7 @@ probe takes minutes on one core instead of a full `vst train base` run.
     python benchmarks/binding_probe.py --steps 2000 --induction 0.5                  # repeated random sequences
     python benchmarks/binding_probe.py --steps 3000 --binding 0.5                    # dense "A. x ... x A" lookups
     python benchmarks/binding_probe.py --steps 3000 --binding 0.5 --after            # value after key: "x A ... x A"
+    python benchmarks/binding_probe.py --steps 2000 --induction 0.5 --shuffled      # copying by content only
     python benchmarks/binding_probe.py --rope-theta 1e4 --size medium --lr 2e-3 --batch 32
 
 The batch mixes (a) `induction`: k random vocabulary tokens repeated (the second copy is predictable only by
@@ -41,6 +42,9 @@ def main() -> None:
     parser.add_argument("--induction", type=float, default=0.0, help="Fraction of each batch of repeated sequences.")
     parser.add_argument("--binding", type=float, default=0.0, help="Fraction of each batch of dense binding lists.")
     parser.add_argument("--after", action="store_true", help="Binding lists with the letter after the token.")
+    parser.add_argument("--shuffled", action="store_true",
+                        help="Induction sequences repeated as (token, its successor) pairs in random order: copying "
+                             "by content only, no fixed offset back to the first copy.")
     parser.add_argument("--samples", type=int, default=40_000, help="option_says items to draw from.")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -68,7 +72,9 @@ def main() -> None:
 
     def induction(rng) -> list[int]:
         k = int(rng.integers(8, 25))
-        seq = [int(x) for x in rng.choice(ordinary, size=k)]
+        seq = [int(x) for x in rng.choice(ordinary, size=k, replace=not args.shuffled)]
+        if args.shuffled:  # each successor is found by looking its token up, at no fixed distance
+            return seq + [token for i in rng.permutation(k - 1) for token in (seq[i], seq[i + 1])]
         return seq + seq + seq[: int(rng.integers(1, k + 1))]
 
     def binding(rng) -> tuple[list[int], list[int]]:
