@@ -46,12 +46,16 @@ def main() -> None:
                         help="Induction sequences repeated as (token, its successor) pairs in random order: copying "
                              "by content only, no fixed offset back to the first copy.")
     parser.add_argument("--samples", type=int, default=40_000, help="option_says items to draw from.")
+    parser.add_argument("--heads", type=int, default=None, help="Attention heads (head_dim = hidden / heads).")
+    parser.add_argument("--kv-heads", type=int, default=None, help="Key/value heads (GQA groups).")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     tokenizer = tiny.build_tokenizer(2048, pretrain.tokenizer_corpus())
     dims = dataclasses.replace(tiny.SIZES[args.size], vocab=2048)
+    if args.heads:
+        dims = dataclasses.replace(dims, text_heads=args.heads, text_kv_heads=args.kv_heads or args.heads)
     config = tiny.build_config(tokenizer, dims)
     config.text_config.rope_parameters["rope_theta"] = args.rope_theta
     from transformers import Qwen2_5_VLForConditionalGeneration
