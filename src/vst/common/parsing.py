@@ -33,8 +33,9 @@ def vsi_first_token(text: str) -> str:
     return (text or "").split(" ")[0].rstrip(".").strip()
 
 
-def parse_float(token: str) -> float | None:
-    """float(token) for finite numbers, else None (no unit stripping, no comma decimals: official behaviour)."""
+def parse_float(token) -> float | None:
+    """float(token) for finite numbers, else None (no unit stripping, no comma decimals: official behaviour); any
+    value float() refuses (None, a list) gives None too."""
     try:
         value = float(token)
     except (TypeError, ValueError):

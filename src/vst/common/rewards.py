@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vst.common.parsing import first_number, mean_relative_accuracy, strip_think
+from vst.common.parsing import first_number, mean_relative_accuracy, parse_float, strip_think
 
 FORMAT_WEIGHT = 0.5  # VST's vlm3d reward: overall = (1 - w) * accuracy + w * format
 NUMERIC_TOLERANCE = 0.05  # VST's relaxed_score: 5 % relative error
@@ -97,7 +97,7 @@ def yes_no(response: str, answer: dict, **kwargs: Any) -> float:
 @reward("numeric")
 def numeric(response: str, answer: dict, tolerance: float = NUMERIC_TOLERANCE, **kwargs: Any) -> float:
     """1 if the first number of the answer is within `tolerance` relative error (absolute when the truth is 0)."""
-    predicted, truth = first_number(answer_text(response)), _float(answer.get("value"))
+    predicted, truth = first_number(answer_text(response)), parse_float(answer.get("value"))
     if predicted is None or truth is None:
         return 0.0
     error = abs(predicted - truth) / abs(truth) if truth else abs(predicted)
@@ -107,7 +107,7 @@ def numeric(response: str, answer: dict, tolerance: float = NUMERIC_TOLERANCE, *
 @reward("mra")
 def mra(response: str, answer: dict, **kwargs: Any) -> float:
     """VSI-Bench mean relative accuracy of the first number in the answer (evaluation's thresholds and `<=`)."""
-    truth = _float(answer.get("value"))
+    truth = parse_float(answer.get("value"))
     return 0.0 if truth is None else mean_relative_accuracy(first_number(answer_text(response)), truth)
 
 
@@ -243,14 +243,6 @@ def _points(value: Any) -> list[list[float]]:
     if not isinstance(value, list):
         return []
     return [p for p in value if isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in p)]
-
-
-def _float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def score(fn: str, response: str, answer: dict, **kwargs: Any) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from vst.eval.benchmarks import image_mcq
 from vst.eval.benchmarks.image_mcq import GENERATION, PROTOCOLS, ROW_FIELDS
-from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
 
 NAME = "ai2d"
 DEFAULT_SOURCE = "vlmevalkit"
@@ -24,20 +23,4 @@ __all__ = ["NAME", "DEFAULT_SOURCE", "GENERATION", "PROTOCOLS", "ROW_FIELDS", "C
            "build_prompt", "score_item", "aggregate"]
 
 
-def load_rows(source: str = DEFAULT_SOURCE, revision: str | None = None, limit: int | None = None) -> list[dict]:
-    return image_mcq.load_rows(source, FILE, URL, MD5, limit)
-
-
-def build_prompt(row: dict, protocol: str = "official") -> Prompt:
-    import sys
-
-    check_protocol(sys.modules[__name__], protocol)
-    return image_mcq.build_prompt(row, protocol)
-
-
-def score_item(row: dict, response: str, protocol: str = "official") -> ItemScore:
-    return image_mcq.score_item(row, response, protocol, CIRCULAR)
-
-
-def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
-    return image_mcq.aggregate(items)
+load_rows, build_prompt, score_item, aggregate = image_mcq.functions(__name__)

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 from vst.common.parsing import percent, vlmevalkit_choice
-from vst.eval.benchmarks.registry import VLMEVALKIT_QWEN, Aggregate, ItemScore, Prompt
+from vst.eval.benchmarks.registry import VLMEVALKIT_QWEN, Aggregate, ItemScore, Prompt, check_protocol
 from vst.eval.circular import merge_groups
 from vst.eval.prompts import present, qwen_mcq_prompt, row_options, vlmevalkit_mcq_prompt
 from vst.eval.rows import read_vlmevalkit_tsv
@@ -106,3 +107,26 @@ def aggregate(items: list[ItemScore]) -> Aggregate:
                 by_level[level][name].append(question.score)
     categories = {name: percent(scores) for level in by_level for name, scores in sorted(level.items())}
     return Aggregate(overall=percent([q.score for q in questions]) if questions else 0.0, categories=categories)
+
+
+def functions(name: str):
+    """`load_rows, build_prompt, score_item, aggregate` for the benchmark module `name`, a VLMEvalKit ImageMCQ
+    benchmark described by its constants FILE, URL, MD5 and CIRCULAR (read at call time)."""
+
+    def module():
+        return sys.modules[name]
+
+    def load(source: str = "vlmevalkit", revision: str | None = None, limit: int | None = None) -> list[dict]:
+        return load_rows(source, module().FILE, module().URL, module().MD5, limit)
+
+    def prompt(row: dict, protocol: str = "official") -> Prompt:
+        check_protocol(module(), protocol)
+        return build_prompt(row, protocol)
+
+    def score(row: dict, response: str, protocol: str = "official") -> ItemScore:
+        return score_item(row, response, protocol, module().CIRCULAR)
+
+    def means(items: list[ItemScore], protocol: str = "official") -> Aggregate:
+        return aggregate(items)
+
+    return load, prompt, score, means

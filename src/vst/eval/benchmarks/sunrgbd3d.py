@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vst.eval.benchmarks.registry import Aggregate, ItemScore, Prompt, check_protocol
-from vst.eval.detection import average_precision, greedy_matches
+from vst.eval.detection import f1_score, mean_average_precision
 from vst.eval.rows import is_local, load_hub_rows, load_local_rows
 from vst.scene.geometry import convex_polygon_intersection, polygon_area
 
@@ -159,7 +159,9 @@ def _label(value) -> str:
 
 
 def _record(row: dict, response: str) -> dict[str, dict]:
-    """Per label: the (P, G) IoU matrix of this item's predictions against its ground truth."""
+    """Per label: the (P, G) IoU matrix of this item's predictions against its ground truth, in the record format of
+    `vst.eval.detection` (its F1 and mean AP read it); labels as lmms-eval compares them, not `detection_record`'s
+    one-category rule."""
     truth = [(_label(label), [float(v) for v in box]) for box, label in zip(row["bboxes_3d"], row["labels"])]
     predicted = [(_label(p["label"]), p["bbox"]) for p in parse_predictions(response)]
     record = {}
@@ -170,31 +172,16 @@ def _record(row: dict, response: str) -> dict[str, dict]:
     return record
 
 
-def _matrix(entry: dict) -> np.ndarray:
-    return np.asarray(entry["ious"], dtype=np.float64).reshape(len(entry["ious"]), entry["n_truth"])
-
-
 def score_item(row: dict, response: str, protocol: str = "official") -> ItemScore:
     record = _record(row, str(response))
     predicted = sum(len(entry["ious"]) for entry in record.values())
     expected = sum(entry["n_truth"] for entry in record.values())
-    hits = sum(int(greedy_matches(_matrix(entry), 0.25).sum()) for entry in record.values())
-    f1 = 1.0 if predicted + expected == 0 else 2.0 * hits / (predicted + expected)
-    return ItemScore(category="all", score=f1, parsed={"record": record}, unparsed=predicted == 0 and expected > 0)
-
-
-def mean_ap(records: list[dict[str, dict]], threshold: float) -> float:
-    """Mean over labels with ground truth of the label's AP over items (lmms-eval `_map_at_iou`), in [0, 1]."""
-    per_label: dict[str, list[np.ndarray]] = {}
-    for record in records:
-        for label, entry in record.items():
-            per_label.setdefault(label, []).append(_matrix(entry))
-    scores = [ap for images in per_label.values() if (ap := average_precision(images, threshold)) is not None]
-    return float(np.mean(scores)) if scores else 0.0
+    return ItemScore(category="all", score=f1_score(record, 0.25), parsed={"record": record},
+                     unparsed=predicted == 0 and expected > 0)
 
 
 def aggregate(items: list[ItemScore], protocol: str = "official") -> Aggregate:
     records = [item.parsed["record"] for item in items if isinstance(item.parsed, dict)]
-    at = {t: 100.0 * mean_ap(records, t) for t in THRESHOLDS}
+    at = {t: 100.0 * mean_average_precision(records, t) for t in THRESHOLDS}
     headline = float(np.mean(list(at.values())))
     return Aggregate(overall=headline, categories={"mAP": headline, "mAP25": at[0.25], "mAP50": at[0.50]})
