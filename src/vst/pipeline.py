@@ -246,10 +246,7 @@ class Pipeline:
         rooms = sorted(p for p in (self.out / "scenes" / "heldout").iterdir() if (p / "scene.json").is_file())
         context = pretrain.Context(pretrain.room_frames(rooms))
         samples = pretrain.generate(self.config.general.samples, self.config.general.seed, context, prefix="general")
-        shard.parent.mkdir(parents=True, exist_ok=True)
-        partial = shard.with_name(shard.name + ".partial")
-        write_samples(partial, samples)
-        os.replace(partial, shard)
+        write_samples(shard, samples)  # atomic: a temporary name, then a rename
 
     def _recipe_arg(self, recipe: str) -> str:
         return str(_resolve(recipe, self.folder)) if recipe.endswith((".yaml", ".yml")) else recipe

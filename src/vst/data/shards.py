@@ -8,6 +8,7 @@ keeps them and generates the rest. The shard and then its manifest are written l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -78,6 +79,12 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    """`file_sha256`, once per version of a file in this process (training reads its shard list more than once)."""
+    return file_sha256(path)
+
+
 def verify_shard(path: str | Path) -> bool:
     """Check a shard against the sha256 its manifest (`<name>.manifest.json` beside it) recorded; False when there
     is no manifest to check against. A shard changed or damaged after it was written is an error naming both files."""
@@ -91,7 +98,8 @@ def verify_shard(path: str | Path) -> bool:
         raise ValueError(f"{manifest}: not valid JSON") from None
     if expected is None:
         return False
-    if file_sha256(path) != expected:
+    stat = path.stat()
+    if _sha256_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns) != expected:
         raise ValueError(f"{path}: sha256 differs from {manifest.name} (changed or damaged after it was written); "
                          "regenerate it or remove the manifest")
     return True

@@ -85,9 +85,7 @@ def make_data(config: VSTBaseConfig, out: Path, log=print) -> tuple[Path, Path]:
         context = pretrain.Context(pretrain.room_frames(scene_dirs, config.image_size), config.image_size)
         started = time.time()
         samples = pretrain.generate(n_samples, seed, context, prefix=shard.stem, easy=easy)
-        partial = shard.with_name(shard.name + ".partial")
-        write_samples(partial, samples)
-        os.replace(partial, shard)
+        write_samples(shard, samples)  # atomic: a temporary name, then a rename
         log(f"{shard}: {len(samples)} samples from {len(scene_dirs)} rooms in {time.time() - started:.0f} s")
     return train, heldout
 
