@@ -309,17 +309,14 @@ def eval_score(
     when `vst eval run` made them, "run" (model, source, generation settings) from run.json beside them."""
     from vst.eval.benchmarks import load_all
     from vst.eval.predictions import score_file
-    from vst.eval.runner import RUN_FILE
+    from vst.eval.runner import read_run
 
     with reporting_errors():
         load_all()
         result = score_file(benchmark, predictions, protocol)
-        made_by = predictions.parent / RUN_FILE
-        if made_by.is_file():
-            try:
-                result["run"] = json.loads(made_by.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ValueError(f"{made_by}: not valid JSON") from None
+        made_by = read_run(predictions.parent)
+        if made_by is not None:
+            result["run"] = made_by
     typer.echo(json.dumps(result, indent=1))
 
 

@@ -53,16 +53,24 @@ class RunConfig:
                 "revision": self.revision, "generation": generation}
 
 
+def read_run(folder: Path) -> dict | None:
+    """What made the predictions in `folder` (its run.json), or None when it has none."""
+    manifest = folder / RUN_FILE
+    if not manifest.is_file():
+        return None
+    try:
+        return json.loads(manifest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{manifest}: not valid JSON; remove it or run with --overwrite") from None
+
+
 def check_run(out: Path, identity: dict, overwrite: bool) -> None:
     """Refuse to add to predictions another run made (other model, source, settings); with `overwrite`, remove them.
     Predictions without a `run.json` (from before it existed) are taken as this run's."""
-    predictions, manifest = out / PREDICTIONS_FILE, out / RUN_FILE
+    predictions = out / PREDICTIONS_FILE
     if not predictions.is_file():
         return
-    try:
-        earlier = json.loads(manifest.read_text()) if manifest.is_file() else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError(f"{manifest}: not valid JSON; remove it or run with --overwrite") from None
+    earlier = read_run(out)
     changed = [key for key in identity if earlier is not None and earlier.get(key) != identity[key]]
     if not changed:
         return
