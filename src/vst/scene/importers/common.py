@@ -132,6 +132,44 @@ def invert_rigid(pose: np.ndarray) -> np.ndarray:
 GL_TO_CV = np.diag([1.0, -1.0, -1.0])  # camera axes: OpenGL (x right, y up, looking down -z) -> OpenCV
 
 
+ROT90 = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # camera axes after np.rot90(image, 1)
+
+
+def rot90_camera(intrinsics: Intrinsics, cam_to_world: np.ndarray, k: int) -> tuple[Intrinsics, np.ndarray]:
+    """The camera of `np.rot90(image, k)` (k quarter turns counter-clockwise). One turn maps pixel (u, v) to
+    (v, W - 1 - u): the new x axis is the old y, the new y axis the old -x."""
+    pose = np.asarray(cam_to_world, dtype=np.float64).copy()
+    for _ in range(k % 4):
+        intrinsics = Intrinsics(fx=intrinsics.fy, fy=intrinsics.fx, cx=intrinsics.cy, cy=intrinsics.width - 1 - intrinsics.cx,
+                                width=intrinsics.height, height=intrinsics.width)
+        pose[:3, :3] = pose[:3, :3] @ ROT90
+    return intrinsics, pose
+
+
+def upright_turns(cam_to_world: np.ndarray) -> int:
+    """Quarter turns (for np.rot90) that make an image upright: its y axis (image down) closest to world -z.
+    Phones record portrait and landscape videos (ARKitScenes' `sky_direction`); vst's questions about left,
+    right, above and below need upright images."""
+    rotation = np.asarray(cam_to_world, dtype=np.float64)[:3, :3]
+    downness = [-(rotation @ np.linalg.matrix_power(ROT90, k))[2, 1] for k in range(4)]
+    return int(np.argmax(downness))
+
+
+def upright(frame: RawFrame) -> RawFrame:
+    """`frame` with its image, depth, masks, intrinsics and pose turned upright (see `upright_turns`)."""
+    k = upright_turns(frame.cam_to_world)
+    if k == 0:
+        return frame
+    intrinsics, pose = rot90_camera(frame.intrinsics, frame.cam_to_world, k)
+    depth_intrinsics = rot90_camera(frame.depth_intrinsics, frame.cam_to_world, k)[0] if frame.depth_intrinsics else None
+
+    def turned(load):
+        return None if load is None else (lambda: np.ascontiguousarray(np.rot90(load(), k)))
+
+    return RawFrame(frame.frame_id, frame.timestamp, intrinsics, pose, turned(frame.rgb), turned(frame.depth),
+                    depth_intrinsics, turned(frame.instance_ids))
+
+
 def planar_from_ray_distance(distance: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """Hypersim's `depth_meters` is the distance from the optical centre along each pixel's ray; planar z is
     distance / |K^-1 (u, v, 1)|."""
@@ -232,6 +270,20 @@ def read_depth_png(path: Path, units_per_metre: float = 1000.0) -> np.ndarray:
     if plane.ndim != 2:
         raise ImportError_(f"{path}: depth must be one uint16 channel, got shape {plane.shape}")
     return plane.astype(np.float32) / units_per_metre
+
+
+def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(vertices (n, 3), faces (m, 3), vertex colours (n, 3) uint8 or None) of a PLY mesh (trimesh reads binary and
+    ASCII PLY, with or without colours)."""
+    import trimesh
+
+    try:
+        mesh = trimesh.load(path, process=False, force="mesh")
+    except Exception as error:  # trimesh raises many types on a foreign or truncated file
+        raise ImportError_(f"{path}: not a readable PLY mesh ({error})") from None
+    colors = getattr(mesh.visual, "vertex_colors", None)
+    colors = None if colors is None or len(colors) != len(mesh.vertices) else np.asarray(colors)[:, :3]
+    return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64), colors
 
 
 # -- categories --------------------------------------------------------------------------------------------------------

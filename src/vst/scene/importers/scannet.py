@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from vst.scene.importers.common import (ImportError_, ImportOptions, Intrinsics, LabelledMesh, RawFrame, RawScene,
-                                        box_from_points, is_structure, read_depth_png, read_rgb,
+                                        box_from_points, is_structure, read_depth_png, read_mesh, read_rgb,
                                         readable_category, room_from_points)
 from vst.scene.types import ObjectInstance
 
@@ -89,19 +89,6 @@ def _by_index(folder: Path, suffix: str) -> dict[int, Path]:
         if path.stem.isdigit():
             files[int(path.stem)] = path
     return files
-
-
-def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(vertices, faces, colours) of a PLY."""
-    import trimesh
-
-    try:
-        mesh = trimesh.load(path, process=False, force="mesh")
-    except Exception as error:  # trimesh raises many types on a foreign or truncated file
-        raise ImportError_(f"{path}: not a readable PLY mesh ({error})") from None
-    colors = getattr(mesh.visual, "vertex_colors", None)
-    colors = None if colors is None or len(colors) != len(mesh.vertices) else np.asarray(colors)[:, :3]
-    return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64), colors
 
 
 def read_scene(src: Path, scene_id: str, options: ImportOptions) -> RawScene:
