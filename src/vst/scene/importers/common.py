@@ -66,6 +66,7 @@ class RawScene:
     frames: list[RawFrame]
     mesh: LabelledMesh | None = None
     room: Room | None = None
+    selected: bool = False  # the reader already applied select_frames (it decodes a video stream once, for those)
 
 
 @dataclass
@@ -382,7 +383,7 @@ def write_scene(raw: RawScene, out_dir: str | Path, options: ImportOptions, rend
     """Write `raw` as a vst scene into `out_dir` (frames first, scene.json last, atomically) and return it."""
     out_dir = Path(out_dir)
     (out_dir / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
-    stream = select_frames(raw.frames, options)
+    stream = raw.frames if raw.selected else select_frames(raw.frames, options)
     if not stream:
         raise ImportError_(f"{raw.scene_id}: no frame with a valid pose (of {len(raw.frames)})")
     objects = raw.objects
