@@ -127,6 +127,49 @@ def scenes_render(scene_dir: Annotated[Path, typer.Argument(help="Folder with a 
     console.print(f"rendered {len(rendered.frames)} frames -> {scene_dir / 'frames'}")
 
 
+@scenes_app.command("import")
+def scenes_import(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="scannet, scannetpp, arkitscenes, embodiedscan, hypersim or ca1m.")],
+    src: Annotated[Path, typer.Argument(help="The dataset's root folder, in its released layout (docs/scenes.md).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (one vst scene folder per scan).")],
+    scene: Annotated[Optional[list[str]], typer.Option("--scene", help="Import only this scene id; repeatable (default: every scene found).")] = None,
+    stride: Annotated[int, typer.Option("--stride", min=1, help="Keep every N-th frame of each scan's stream.")] = 1,
+    max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="At most N frames per scene, evenly spaced (after --stride).")] = None,
+    max_side: Annotated[int, typer.Option("--max-side", min=32, help="Frames are resized so that their longer side is at most this.")] = 640,
+    fps: Annotated[float, typer.Option("--fps", min=0.1, help="Frame rate of each scene's walk-through video (VST: 2).")] = 2.0,
+    stills: Annotated[int, typer.Option("--stills", min=0, help="Frames per scene also offered as single views.")] = 8,
+    pairs: Annotated[int, typer.Option("--pairs", min=0, help="View pairs per scene.")] = 4,
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="Format option KEY=VALUE, e.g. labels=nyu40 (scannet), split=val (embodiedscan); repeatable.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
+) -> None:
+    """Import real RGB-D scans as vst scenes (resumable: finished scenes are skipped; a bad scene is reported and skipped)."""
+    from vst.scene.importers import ImportOptions, import_scenes, reader
+
+    with reporting_errors():
+        extra = {}
+        for item in option or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--option {item}: expected KEY=VALUE")
+            extra[key] = value
+        options = ImportOptions(stride=stride, max_frames=max_frames, max_side=max_side, fps=fps, stills=stills, pairs=pairs, extra=extra)
+        with progress_bar() as progress:
+            task = progress.add_task(f"{fmt} scenes", total=len(scene) if scene else len(reader(fmt).list_scenes(src)))
+            start = time.perf_counter()
+
+            def on_scene(identifier: str, frames: int, error: str | None) -> None:
+                if error:
+                    progress.console.print(Text(f"skipped {identifier}: {error}", style="yellow"))
+                progress.advance(task)
+
+            result = import_scenes(fmt, src, out, scene, options, workers, on_scene)
+    elapsed = time.perf_counter() - start
+    console.print(f"{len(result.imported)} imported, {len(result.skipped)} already there, {len(result.failed)} failed; "
+                  f"{result.frames} frames in {elapsed:.1f} s -> {out}")
+    if result.failed and not result.imported and not result.skipped:
+        raise typer.Exit(1)
+
+
 @scenes_app.command("show")
 def scenes_show(
     scene_dir: Annotated[Path, typer.Argument(help="A rendered scene folder.")],
@@ -144,7 +187,7 @@ def scenes_show(
 # -- data -------------------------------------------------------------------------------------------------------
 @data_app.command("generate")
 def data_generate(
-    scenes: Annotated[Path, typer.Option("--scenes", help="Folder of scene folders (from `vst scenes generate`).")],
+    scenes: Annotated[list[str], typer.Option("--scenes", help="Folder of scene folders (vst scenes generate / import); repeat it to mix sources, as DIR=WEIGHT for each root's share of the samples (e.g. --scenes scannet=0.4 --scenes arkit=0.3 --scenes procedural=0.3).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder for shards and manifests.")],
     recipe: Annotated[str, typer.Option("--recipe", help="Packaged recipe name (vst-p) or a YAML file.")] = "vst-p",
     n: Annotated[int, typer.Option("--n", min=1, help="Samples requested over all shards.")] = 2000,
@@ -156,13 +199,15 @@ def data_generate(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
 ) -> None:
     """Generate VST-P samples from scenes into a parquet shard (resumable; shards are independent)."""
-    from vst.data.engine import EngineConfig, list_scenes, run
+    from vst.data.engine import EngineConfig, plan_scenes, run
     from vst.data.recipes import load_recipe
 
     with reporting_errors():
-        config = EngineConfig(scenes=scenes, out=out, recipe=load_recipe(recipe), n=n, seed=seed, shard_index=shard_index,
-                              num_shards=num_shards, options={"fov_unify": fov_unify}, resume=resume)
-        total = len(list_scenes(scenes)[shard_index::num_shards])
+        roots, weights = _scene_roots(scenes)
+        config = EngineConfig(scenes=roots if len(roots) > 1 else roots[0], out=out, recipe=load_recipe(recipe), n=n, seed=seed,
+                              shard_index=shard_index, num_shards=num_shards, options={"fov_unify": fov_unify}, resume=resume,
+                              scene_weights=weights)
+        total = sum(1 for p in plan_scenes(config, config.recipe.quotas(n)) if p.index % num_shards == shard_index)
         with progress_bar() as progress:
             task = progress.add_task("scenes", total=total)
 
@@ -175,6 +220,22 @@ def data_generate(
     console.print(f"{manifest['rows']} samples, {len(manifest['counts_per_skill'])} skills, {len(manifest['skipped_scenes'])} scenes skipped -> {out / manifest['shard']}")
     for key, error in manifest["skill_errors"].items():
         console.print(f"[yellow]skill error {key}: {error}[/]", highlight=False)
+
+
+def _scene_roots(items: list[str]) -> tuple[list[Path], list[float] | None]:
+    """`--scenes DIR` or `--scenes DIR=WEIGHT`, repeated: (roots, weights or None). Weights go on all or none."""
+    roots, weights = [], []
+    for item in items:
+        path, sep, weight = item.rpartition("=") if "=" in item else (item, "", "")
+        roots.append(Path(path))
+        if sep:
+            try:
+                weights.append(float(weight))
+            except ValueError:
+                raise ValueError(f"--scenes {item}: the weight after '=' must be a number") from None
+    if weights and len(weights) != len(roots):
+        raise ValueError("--scenes: give a weight to every root (DIR=WEIGHT) or to none")
+    return roots, weights or None
 
 
 @data_app.command("reason")

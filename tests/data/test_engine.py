@@ -252,3 +252,28 @@ def test_the_manifest_checksum_catches_a_changed_shard(scenes, tmp_path):
     for check in (lambda: verify_shard(shard), lambda: shard_stats([shard]), lambda: expand_shards([shard])):
         with pytest.raises(ValueError, match=r"sha256 differs from shard-.*manifest.json"):
             check()
+
+
+def test_scene_roots_mix_by_weight(tmp_path):
+    """Several roots with weights: each root's share of every skill's total, split by largest remainders, and one
+    global index per scene (seeds); one root keeps its old part names and fingerprint."""
+    from vst.data.engine import EngineConfig, _split, plan_scenes
+    from vst.data.recipes import load_recipe
+
+    assert _split(10, [0.75, 0.25]) == [8, 2] and _split(7, [1, 1, 1]) == [3, 2, 2] and sum(_split(101, [0.4, 0.3, 0.3])) == 101
+    roots = []
+    for name, count in (("a", 3), ("b", 1)):
+        for i in range(count):
+            (tmp_path / name / f"s{i}").mkdir(parents=True)
+            (tmp_path / name / f"s{i}" / "scene.json").write_text("{}")
+        roots.append(tmp_path / name)
+    recipe = load_recipe("vst-p")
+    config = EngineConfig(scenes=roots, out=tmp_path / "out", recipe=recipe, n=100, scene_weights=[0.75, 0.25])
+    totals = {"si_distance": 40, "si_measurement": 9}
+    plan = plan_scenes(config, totals)
+    assert [p.name for p in plan] == ["0-s0", "0-s1", "0-s2", "1-s0"] and [p.index for p in plan] == [0, 1, 2, 3]
+    assert sum(p.quotas["si_distance"] for p in plan[:3]) == 30 and plan[3].quotas["si_distance"] == 10
+    assert sum(p.quotas["si_measurement"] for p in plan) == 9
+    single = EngineConfig(scenes=roots[0], out=tmp_path / "out", recipe=recipe, n=100)
+    assert [p.name for p in plan_scenes(single, totals)] == ["s0", "s1", "s2"]
+    assert single.fingerprint() != EngineConfig(scenes=roots, out=tmp_path, recipe=recipe, n=100).fingerprint()

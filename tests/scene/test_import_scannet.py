@@ -150,3 +150,44 @@ def test_bad_scene_is_reported_and_skipped(scannet_root, tmp_path):
     assert "scene0002_00" in result.failed and "scene0002_00_vh_clean_2.ply" in result.failed["scene0002_00"]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["scenes"] == [SCENE] and "scene0002_00" in manifest["failed"]
+
+
+def test_cli_import_then_generate_mixed_sources(scannet_root, rendered_scene, tmp_path):
+    """The user's path: `vst scenes import` then `vst data generate` over imported and procedural roots with
+    weights; answers checked against the known world."""
+    from typer.testing import CliRunner
+
+    from vst.cli import app
+    from vst.data.shards import read_samples
+
+    root, poses = scannet_root
+    runner = CliRunner()
+    result = runner.invoke(app, ["scenes", "import", "scannet", str(root), "--out", str(tmp_path / "scannet"), "--max-side", "240", "--fps", "6"])
+    assert result.exit_code == 0, result.output
+    procedural = tmp_path / "procedural"
+    procedural.mkdir()
+    (procedural / "rendered-3").symlink_to(rendered_scene[1])
+    result = runner.invoke(app, ["data", "generate", "--scenes", f"{tmp_path / 'scannet'}=0.75", "--scenes", f"{procedural}=0.25",
+                                 "--out", str(tmp_path / "data"), "--n", "200", "--recipe", "vst-p"])
+    assert result.exit_code == 0, result.output
+    samples = list(read_samples(next((tmp_path / "data").glob("*.parquet"))))
+    sources = [s.meta_info["source"] for s in samples]
+    assert {"scannet", "procedural"} <= set(sources)
+    imported = [s for s in samples if s.meta_info["source"] == "scannet"]
+    skills = {s.skill for s in imported}
+    assert {"si_depth_comparison", "si_measurement", "mi_camera_motion", "mi_correspondence", "si_3d_detection"} <= skills
+    sofa = {"height": 0.8, "width": 0.8, "length": 1.6, "longest": 1.6}
+    measured = [s for s in imported if s.skill == "si_measurement" and s.meta_info["instance_ids"] == [scans.SOFA_ID]]
+    assert measured
+    for sample in measured:
+        assert sample.meta_info["value_m"] == pytest.approx(sofa[sample.meta_info["dimension"]], abs=0.005)
+    pose_of = {f"{10 * i:06d}": pose for i, pose in enumerate(poses)}
+    centres = {scans.SOFA_ID: scans.SOFA["center"], scans.CHAIR_ID: scans.CHAIR["center"]}
+    compared = [s for s in imported if s.skill == "si_depth_comparison" and s.meta_info.get("form") == "boxes"]
+    for sample in compared:  # closer / farther agrees with the boxes' centres seen from the frame's camera
+        pose = pose_of[sample.meta_info["frame_ids"][0].split("-")[0]]
+        depth = {i: (centres[i] - pose[:3, 3]) @ pose[:3, 2] for i in sample.meta_info["instance_ids"]}
+        nearer = min(depth, key=depth.get) if sample.meta_info["relation"] == "closer" else max(depth, key=depth.get)
+        answer = sample.answer["value"]
+        chosen = next(o.split(". ", 1)[1] for o in sample.answer["options"] if o.startswith(answer + ".")) if sample.answer["type"] == "mc" else answer
+        assert chosen == {scans.SOFA_ID: "sofa", scans.CHAIR_ID: "chair"}[nearer]

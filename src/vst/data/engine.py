@@ -4,6 +4,10 @@ Scenes are the sub-folders of `--scenes` holding a scene.json, sorted by name; s
 j % num_shards, so shards are independent (any scheduler can run them: SLURM arrays, indexed jobs, Ray).
 A skill's quota is spread evenly over all scenes; scene j and skill s draw from rng([seed, j, s]), so output
 depends only on (scenes, recipe, n, seed), never on sharding history: a resumed run equals an uninterrupted one.
+
+Several scene roots (e.g. imported ScanNet, ARKitScenes and procedural rooms) can be mixed with weights: root r
+gets the share w_r / sum(w) of every skill's total, spread evenly over its own scenes (docs/data.md, "Mixing
+sources"). Without weights all scenes of all roots share the totals evenly, as one root does.
 """
 
 from __future__ import annotations
@@ -44,11 +48,60 @@ class EngineConfig:
     num_shards: int = 1
     options: dict = field(default_factory=dict)  # skill switches, e.g. {"fov_unify": True}
     resume: bool = False
+    scene_weights: list[float] | None = None  # with several roots in `scenes`: each root's share of the samples
+
+    @property
+    def roots(self) -> list[Path]:
+        return [Path(p) for p in self.scenes] if isinstance(self.scenes, (list, tuple)) else [Path(self.scenes)]
 
     def fingerprint(self) -> str:
         payload = {"recipe": [self.recipe.name, sorted(self.recipe.weights.items()), self.recipe.min_fraction], "n": self.n, "seed": self.seed,
                    "num_shards": self.num_shards, "options": self.options, "version": __version__}
+        if len(self.roots) > 1 or self.scene_weights:  # (one root keeps the fingerprint it always had)
+            payload["roots"] = [str(root) for root in self.roots]
+            payload["scene_weights"] = self.scene_weights
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class PlannedScene:
+    folder: Path
+    index: int  # global: seeds rng([seed, index, skill])
+    name: str  # its part file's name (root-prefixed when several roots are mixed)
+    quotas: dict[str, int]
+
+
+def plan_scenes(config: EngineConfig, totals: dict[str, int]) -> list[PlannedScene]:
+    """Every scene of every root with its global index and its samples per skill."""
+    roots = config.roots
+    per_root = [list_scenes(root) for root in roots]
+    weights = config.scene_weights
+    if weights is not None and (len(weights) != len(roots) or min(weights) < 0 or sum(weights) <= 0):
+        raise ValueError(f"scene weights {weights}: need one non-negative weight per scenes root ({len(roots)}), not all 0")
+    prefix = len(roots) > 1
+    plan, index = [], 0
+    if weights is None:  # one pool: totals spread evenly over all scenes
+        pool = [(r, folder) for r, folders in enumerate(per_root) for folder in folders]
+        for j, (r, folder) in enumerate(pool):
+            plan.append(PlannedScene(folder, j, f"{r}-{folder.name}" if prefix else folder.name, scene_quotas(totals, j, len(pool))))
+        return plan
+    shares = [_split(total, weights) for total in totals.values()]
+    for r, folders in enumerate(per_root):
+        root_totals = {skill: share[r] for skill, share in zip(totals, shares)}
+        for i, folder in enumerate(folders):
+            plan.append(PlannedScene(folder, index, f"{r}-{folder.name}" if prefix else folder.name,
+                                     scene_quotas(root_totals, i, len(folders))))
+            index += 1
+    return plan
+
+
+def _split(total: int, weights: list[float]) -> list[int]:
+    """`total` split in proportion to `weights`, rounded so that the parts sum to `total` (largest remainders)."""
+    exact = np.asarray(weights, dtype=np.float64) / sum(weights) * total
+    parts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - parts), kind="stable")[: total - parts.sum()]:
+        parts[i] += 1
+    return parts.tolist()
 
 
 def list_scenes(scenes: Path) -> list[Path]:
@@ -109,24 +162,24 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
         raise ValueError(f"recipe {config.recipe.name}: skills.{unknown[0]}: unknown skill; known skills: {', '.join(sorted(SKILLS))}")
     if not 0 <= config.shard_index < config.num_shards:
         raise ValueError(f"--shard-index {config.shard_index} must be in [0, {config.num_shards})")
-    folders = list_scenes(config.scenes)
+    totals = config.recipe.quotas(config.n)
+    plan = plan_scenes(config, totals)
     name = shard_name(config.shard_index, config.num_shards)
     parts = config.out / PARTS_DIR / name
     shard_path, manifest_path = config.out / f"{name}.parquet", config.out / f"{name}.manifest.json"
     fingerprint = config.fingerprint()
     start_parts(parts, manifest_path, fingerprint, config.resume, "shard", "recipe, n, seed or vst version")
 
-    totals = config.recipe.quotas(config.n)
-    mine = [(j, folder) for j, folder in enumerate(folders) if j % config.num_shards == config.shard_index]
+    mine = [planned for planned in plan if planned.index % config.num_shards == config.shard_index]
     records, todo = {}, []
-    for scene_index, folder in mine:
-        record_path = parts / f"{folder.name}.json"
+    for planned in mine:
+        record_path = parts / f"{planned.name}.json"
         if record_path.is_file():  # finished before an interruption: keep it
-            records[folder.name] = json.loads(record_path.read_text())
+            records[planned.name] = json.loads(record_path.read_text())
             if on_scene:
-                on_scene(folder.name, records[folder.name].get("rows", 0), records[folder.name].get("skipped"))
+                on_scene(planned.name, records[planned.name].get("rows", 0), records[planned.name].get("skipped"))
         else:
-            todo.append((config, folder, scene_index, len(folders), totals, parts / f"{folder.name}.parquet"))
+            todo.append((config, planned, parts / f"{planned.name}.parquet"))
     for folder_name, record in _map_scenes(_part_job, todo, workers):
         write_json(parts / f"{folder_name}.json", record)
         records[folder_name] = record
@@ -134,13 +187,13 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
             on_scene(folder_name, record.get("rows", 0), record.get("skipped"))
 
     part_paths, skipped, skill_errors = [], {}, {}
-    for _, folder in mine:
-        record = records[folder.name]
+    for planned in mine:
+        record = records[planned.name]
         if record.get("skipped"):
-            skipped[folder.name] = record["skipped"]
+            skipped[planned.name] = record["skipped"]
         else:
-            part_paths.append(parts / f"{folder.name}.parquet")
-        skill_errors.update({f"{folder.name}/{k}": v for k, v in record.get("skill_errors", {}).items()})
+            part_paths.append(parts / f"{planned.name}.parquet")
+        skill_errors.update({f"{planned.name}/{k}": v for k, v in record.get("skill_errors", {}).items()})
     rows = concatenate(part_paths, shard_path)
     manifest = _manifest(config, fingerprint, shard_path, part_paths, totals, skipped, skill_errors, rows)
     write_json(manifest_path, manifest)
@@ -167,11 +220,11 @@ def _map_scenes(function: Callable, jobs: list[tuple], workers: int):
 
 
 def _part_job(job: tuple) -> tuple[str, dict]:
-    config, folder, scene_index, scene_count, totals, part = job
-    return folder.name, _generate_part(config, folder, scene_index, scene_count, totals, part)
+    config, planned, part = job
+    return planned.name, _generate_part(config, planned.folder, planned.index, planned.quotas, part)
 
 
-def _generate_part(config: EngineConfig, folder: Path, scene_index: int, scene_count: int, totals: dict[str, int], part: Path) -> dict:
+def _generate_part(config: EngineConfig, folder: Path, scene_index: int, quotas: dict[str, int], part: Path) -> dict:
     """One scene's part file and record. Everything done with the scene's files is inside one error boundary: a bad
     scene (invalid scene.json, a frame that is not an image, ...) is recorded as skipped with the reason, and the run
     goes on with the other scenes."""
@@ -179,7 +232,7 @@ def _generate_part(config: EngineConfig, folder: Path, scene_index: int, scene_c
         scene = Scene.load(folder)
         ctx = SceneContext(scene, folder, {**config.recipe.options, **config.options})
         errors: dict[str, str] = {}
-        samples = generate_scene_samples(ctx, scene_quotas(totals, scene_index, scene_count), config.seed, scene_index, errors)
+        samples = generate_scene_samples(ctx, quotas, config.seed, scene_index, errors)
         stats = {"skills": dict(Counter(s.skill for s in samples)), "answer_types": dict(Counter(s.answer.get("type", "") for s in samples)),
                  "tokens": sum(estimate_tokens(s) for s in samples), "letters": _letters(samples)}
     except SceneError as error:
