@@ -26,6 +26,8 @@ from vst.scene.mesh import Mesh, scene_mesh
 from vst.scene.render import Renderer, RenderOutput
 from vst.scene.types import OBB, Frame, Intrinsics, ObjectInstance, Room, Scene, SceneError, atomic_write_bytes
 
+DEPTH_BOX_MARGIN_M = 0.02  # depth + boxes masks: a point this close outside a box still belongs to it (sensor noise,
+                           # and surfaces that lie exactly on a box face, such as a floor on its box's top)
 STRUCTURE = {"wall", "floor", "ceiling", "door_frame", "window_frame", "structure", "beam", "column"}
 
 
@@ -218,12 +220,13 @@ def backproject(depth: np.ndarray, intrinsics: Intrinsics, cam_to_world: np.ndar
 
 
 def points_in_boxes(points: np.ndarray, objects: list[ObjectInstance], margin: float = 0.0) -> np.ndarray:
-    """Instance id per point (0 = in no box). A point inside several boxes goes to the smallest (a lamp on a
-    table belongs to the lamp). `points` is (..., 3); NaN points get 0."""
+    """Instance id per point (0 = in no box). A point inside several boxes goes to an object before a structure
+    box (floor, wall), and among objects to the smallest (a lamp on a table belongs to the lamp). `points` is
+    (..., 3); NaN points get 0."""
     flat = points.reshape(-1, 3)
     ids = np.zeros(len(flat), dtype=np.int32)
-    boxes = sorted((o for o in objects if o.box is not None and not o.is_structure), key=lambda o: -np.prod(o.box.size))
-    for obj in boxes:  # largest first, so smaller boxes overwrite
+    boxes = sorted((o for o in objects if o.box is not None), key=lambda o: (not o.is_structure, -np.prod(o.box.size)))
+    for obj in boxes:  # structure, then the largest objects first, so that smaller boxes overwrite
         local = (flat - np.asarray(obj.box.center)) @ obj.box.rotation_matrix
         half = np.asarray(obj.box.size) / 2 + margin
         with np.errstate(invalid="ignore"):
@@ -434,7 +437,7 @@ def _write_frame(raw: RawScene, raw_frame: RawFrame, out_dir: Path, options: Imp
     elif rendered is not None:
         ids = rendered.instance_ids
     elif depth is not None:
-        ids = points_in_boxes(backproject(depth, target, pose), raw.objects)
+        ids = points_in_boxes(backproject(depth, target, pose), raw.objects, margin=DEPTH_BOX_MARGIN_M)
     else:
         ids = np.zeros((target.height, target.width), dtype=np.int32)
     if depth is None and rendered is not None:
