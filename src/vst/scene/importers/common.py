@@ -135,6 +135,7 @@ def invert_rigid(pose: np.ndarray) -> np.ndarray:
 GL_TO_CV = np.diag([1.0, -1.0, -1.0])  # camera axes: OpenGL (x right, y up, looking down -z) -> OpenCV
 
 
+NEAR_VERTICAL = np.cos(np.radians(20))  # upright_turns leaves cameras within 20 degrees of vertical alone
 ROT90 = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # camera axes after np.rot90(image, 1)
 
 
@@ -154,6 +155,8 @@ def upright_turns(cam_to_world: np.ndarray) -> int:
     Phones record portrait and landscape videos (ARKitScenes' `sky_direction`); vst's questions about left,
     right, above and below need upright images."""
     rotation = np.asarray(cam_to_world, dtype=np.float64)[:3, :3]
+    if abs(rotation[2, 2]) > NEAR_VERTICAL:  # looking (almost) straight up or down: no image direction is "down"
+        return 0
     downness = [-(rotation @ np.linalg.matrix_power(ROT90, k))[2, 1] for k in range(4)]
     return int(np.argmax(downness))
 
@@ -175,7 +178,7 @@ def upright(frame: RawFrame) -> RawFrame:
 
 def planar_from_ray_distance(distance: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """Hypersim's `depth_meters` is the distance from the optical centre along each pixel's ray; planar z is
-    distance / |K^-1 (u, v, 1)|."""
+    distance / |K^-1 (u, v, 1)| (a pinhole without skew: the Hypersim reader refuses skewed cameras first)."""
     height, width = distance.shape
     u, v = np.meshgrid(np.arange(width), np.arange(height))
     norm = np.sqrt(1.0 + ((u - intrinsics.cx) / intrinsics.fx) ** 2 + ((v - intrinsics.cy) / intrinsics.fy) ** 2)
