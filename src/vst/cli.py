@@ -154,7 +154,7 @@ def scenes_import(
             extra[key] = value
         options = ImportOptions(stride=stride, max_frames=max_frames, max_side=max_side, fps=fps, stills=stills, pairs=pairs, extra=extra)
         with progress_bar() as progress:
-            task = progress.add_task(f"{fmt} scenes", total=len(scene) if scene else len(reader(fmt).list_scenes(src)))
+            task = progress.add_task(f"{fmt} scenes", total=len(scene) if scene else len(reader(fmt).list_scenes(src, options)))
             start = time.perf_counter()
 
             def on_scene(identifier: str, frames: int, error: str | None) -> None:

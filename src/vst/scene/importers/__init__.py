@@ -1,6 +1,6 @@
 """Real 3D scans -> vst scenes: `vst scenes import FORMAT SRC --out DIR`.
 
-One module per format, registered in `FORMATS`; each exposes `LICENSE`, `list_scenes(src) -> [scene ids]` and
+One module per format, registered in `FORMATS`; each exposes `LICENSE`, `list_scenes(src, options) -> [scene ids]` and
 `read_scene(src, scene_id, options) -> RawScene` (vst.scene.importers.common). `import_scenes` drives them: one
 scene per task (optionally in worker processes), a bad scene reported by name and skipped, finished scenes skipped
 on a re-run, `manifest.json` written last. docs/scenes.md lists, per format, the layout read and what was verified.
@@ -46,6 +46,7 @@ def _import_one(args) -> tuple[str, int, str | None]:
     final = Path(out) / scene_id.replace("/", "__")
     try:
         raw: RawScene = reader(fmt).read_scene(Path(src), scene_id, options)
+        raw.scene_id = final.name  # a folder-safe id (EmbodiedScan's "scannet/scene0000_00" -> "scannet__scene0000_00")
         # written into a temporary sibling, then renamed: a killed import never leaves a half scene behind
         work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=out))
         try:
@@ -70,7 +71,7 @@ def import_scenes(fmt: str, src: str | Path, out: str | Path, scene_ids: list[st
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file or folder")
     out.mkdir(parents=True, exist_ok=True)
-    ids = list(scene_ids) if scene_ids else module.list_scenes(src)
+    ids = list(scene_ids) if scene_ids else module.list_scenes(src, options)
     if not ids:
         raise ValueError(f"{src}: no {fmt} scene found (layout: docs/scenes.md, 'Importing real scans')")
     result, todo = ImportResult(out), []

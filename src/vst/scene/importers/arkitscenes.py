@@ -38,7 +38,7 @@ def _video_dirs(src: Path) -> dict[str, Path]:
     return {p.parent.name: p.parent for p in src.rglob("*_3dod_annotation.json") if p.name == f"{p.parent.name}_3dod_annotation.json"}
 
 
-def list_scenes(src: Path) -> list[str]:
+def list_scenes(src: Path, options: ImportOptions | None = None) -> list[str]:
     return sorted(_video_dirs(src))
 
 

@@ -102,7 +102,7 @@ def _tars(src: Path) -> list[Path]:
     return sorted(p for p in src.rglob("ca1m-*.tar") if p.is_file())
 
 
-def list_scenes(src: Path) -> list[str]:
+def list_scenes(src: Path, options: ImportOptions | None = None) -> list[str]:
     return sorted({video_id(p) for p in _tars(src)})
 
 

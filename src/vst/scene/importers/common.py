@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 from PIL import Image
-from scipy.spatial import ConvexHull
+from scipy.spatial import ConvexHull, QhullError
 
 from vst.scene.capture import FRAMES_DIR, compute_visibility, depth_to_png16, encode_jpeg, encode_png16, object_corners
 from vst.scene.mesh import Mesh, scene_mesh
@@ -413,12 +413,34 @@ def write_scene(raw: RawScene, out_dir: str | Path, options: ImportOptions, rend
             renderer.release()
     frames = [written[raw_frame.frame_id].model_copy(update={"frame_id": frame_id, "sequence": sequence, "timestamp": timestamp})
               for raw_frame, frame_id, sequence, timestamp in plan]
-    room = raw.room
+    room = raw.room if raw.room is not None else _room_from_depth(out_dir, list(written.values()))
     scene = skeleton.model_copy(update={"frames": frames, "room": room,
                                         "fps": options.fps if any(f.sequence == "video" for f in frames) else None})
     scene = Scene.model_validate(scene.model_dump())  # validate the assembled scene once, as a reader would
     scene.save(out_dir)
     return scene
+
+
+ROOM_PIXEL_STEP = 8  # every 8th pixel of every written frame's depth estimates a room for scans without a mesh
+
+
+def _room_from_depth(out_dir: Path, frames: list[Frame]) -> Room | None:
+    """The room seen by the frames' depth (scans without a mesh or structure boxes): `room_from_points` over
+    back-projected pixels; None when there is too little depth."""
+    from vst.scene.capture import read_depth
+
+    clouds = []
+    for frame in frames:
+        if frame.depth_path:
+            depth = read_depth(out_dir / frame.depth_path, frame.depth_scale)[::ROOM_PIXEL_STEP, ::ROOM_PIXEL_STEP]
+            k = frame.intrinsics
+            sparse = k.model_copy(update={"fx": k.fx / ROOM_PIXEL_STEP, "fy": k.fy / ROOM_PIXEL_STEP, "cx": k.cx / ROOM_PIXEL_STEP,
+                                          "cy": k.cy / ROOM_PIXEL_STEP, "width": depth.shape[1], "height": depth.shape[0]})
+            clouds.append(backproject(depth, sparse, frame.pose).reshape(-1, 3))
+    try:
+        return room_from_points(np.concatenate(clouds)) if clouds else None
+    except (ValueError, QhullError):  # too few points, or all on a line
+        return None
 
 
 def _write_frame(raw: RawScene, raw_frame: RawFrame, out_dir: Path, options: ImportOptions, renderer: Renderer | None,

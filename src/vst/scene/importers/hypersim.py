@@ -90,7 +90,7 @@ NYU40 = {1: "wall", 2: "floor", 3: "cabinet", 4: "bed", 5: "chair", 6: "sofa", 7
          37: "bag", 38: "otherstructure", 39: "otherfurniture", 40: "otherprop"}
 
 
-def list_scenes(src: Path) -> list[str]:
+def list_scenes(src: Path, options: ImportOptions | None = None) -> list[str]:
     return sorted(p.name for p in Path(src).iterdir()
                   if p.is_dir() and SCENE_PATTERN.match(p.name) and (p / "_detail").is_dir())
 

@@ -41,7 +41,7 @@ def _scans(src: Path) -> Path:
     return src / "scans" if (src / "scans").is_dir() else src
 
 
-def list_scenes(src: Path) -> list[str]:
+def list_scenes(src: Path, options: ImportOptions | None = None) -> list[str]:
     return sorted(p.name for p in _scans(src).iterdir() if p.is_dir() and (p / f"{p.name}_vh_clean_2.ply").is_file())
 
 

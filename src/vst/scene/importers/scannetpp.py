@@ -42,7 +42,7 @@ def _scene_dir(src: Path, scene_id: str) -> Path:
     raise ImportError_(f"{src}: no data/{scene_id}/scans folder")
 
 
-def list_scenes(src: Path) -> list[str]:
+def list_scenes(src: Path, options: ImportOptions | None = None) -> list[str]:
     root = src / "data" if (src / "data").is_dir() else src
     return sorted(p.name for p in root.iterdir() if (p / "scans" / "segments_anno.json").is_file()
                   and (p / "iphone" / "pose_intrinsic_imu.json").is_file())
