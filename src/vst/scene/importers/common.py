@@ -69,6 +69,7 @@ class RawScene:
     mesh: LabelledMesh | None = None
     room: Room | None = None
     selected: bool = False  # the reader already applied select_frames (it decodes a video stream once, for those)
+    room_from_depth: bool = True  # without `room`, estimate one from the frames' depth (not where depth sees outdoors)
 
 
 @dataclass
@@ -413,7 +414,9 @@ def write_scene(raw: RawScene, out_dir: str | Path, options: ImportOptions, rend
             renderer.release()
     frames = [written[raw_frame.frame_id].model_copy(update={"frame_id": frame_id, "sequence": sequence, "timestamp": timestamp})
               for raw_frame, frame_id, sequence, timestamp in plan]
-    room = raw.room if raw.room is not None else _room_from_depth(out_dir, list(written.values()))
+    room = raw.room
+    if room is None and raw.room_from_depth:
+        room = _room_from_depth(out_dir, list(written.values()))
     scene = skeleton.model_copy(update={"frames": frames, "room": room,
                                         "fps": options.fps if any(f.sequence == "video" for f in frames) else None})
     scene = Scene.model_validate(scene.model_dump())  # validate the assembled scene once, as a reader would

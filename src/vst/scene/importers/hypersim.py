@@ -428,4 +428,5 @@ def read_scene(src: Path, scene_id: str, options: ImportOptions) -> RawScene:
         category = readable_category(raw_label)
         objects.append(ObjectInstance(instance_id=instance_id, category=category, raw_label=raw_label, box=box,
                                       is_structure=is_structure(category)))
-    return RawScene(scene_id=scene_id, source="hypersim", license=LICENSE, objects=objects, frames=frames)
+    return RawScene(scene_id=scene_id, source="hypersim", license=LICENSE, objects=objects, frames=frames,
+                    room_from_depth=False)  # depth of open scenes reaches outdoors
