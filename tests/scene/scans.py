@@ -133,3 +133,55 @@ def assert_same_box(obb, box: dict, tol: float = 1e-3) -> None:
     distances = np.linalg.norm(got[:, None] - want[None], axis=2)
     assert distances.min(axis=1).max() < tol, (got, want)
     assert distances.min(axis=0).max() < tol, (got, want)
+
+
+def check_generated(scene_root, out, n: int = 160) -> set[str]:
+    """Run the data engine on imported scenes (`scene_root` holds scene folders of this world) and check the
+    answers that the world fixes: the sofa's sizes, and which of the sofa and the chair is closer to or farther
+    from a frame's camera (median depth of each object's pixels, rendered from the world, not from the import).
+    Returns the skills produced."""
+    from pathlib import Path
+
+    from vst.data.engine import EngineConfig, run
+    from vst.data.recipes import load_recipe
+    from vst.data.shards import read_samples
+    from vst.scene.types import Scene
+
+    manifest = run(EngineConfig(scenes=Path(scene_root), out=Path(out), recipe=load_recipe("vst-p"), n=n, seed=0))
+    assert not manifest["skipped_scenes"], manifest["skipped_scenes"]
+    scenes = {p.name: Scene.load(p) for p in Path(scene_root).iterdir() if (p / "scene.json").is_file()}
+    samples = list(read_samples(Path(out) / manifest["shard"]))
+    views = Views()
+    sofa_size = {"height": 0.8, "width": 0.8, "length": 1.6, "longest": 1.6}
+    checked = 0
+    try:
+        checked = _check_samples(samples, scenes, views, sofa_size)
+    finally:
+        views.close()
+    assert checked, "no sample about the sofa's size or the sofa and the chair's depths"
+    return {s.skill for s in samples}
+
+
+def _check_samples(samples, scenes, views, sofa_size) -> int:
+    checked = 0
+    for sample in samples:
+        scene = scenes[sample.meta_info["scene_id"]]
+        names = {o.instance_id: o.category for o in scene.objects}
+        ids = sample.meta_info.get("instance_ids") or []
+        if sample.skill == "si_measurement" and [names.get(i) for i in ids] == ["sofa"]:
+            assert abs(sample.meta_info["value_m"] - sofa_size[sample.meta_info["dimension"]]) < 0.005, sample
+            checked += 1
+        if sample.skill == "si_depth_comparison" and sample.meta_info.get("form") == "boxes" \
+                and sorted(names[i] for i in ids) == ["chair", "sofa"]:
+            frame = scene.frame(sample.meta_info["frame_ids"][0])
+            _, world_depth, world_ids = views(frame.intrinsics, frame.pose)  # the world itself, seen from this camera
+            depth = {name: float(np.median(world_depth[world_ids == key])) for name, key in (("sofa", SOFA_ID), ("chair", CHAIR_ID))}
+            if abs(depth["sofa"] - depth["chair"]) < 0.1:  # too close to call by hand
+                continue
+            want = min(depth, key=depth.get) if sample.meta_info["relation"] == "closer" else max(depth, key=depth.get)
+            answer = sample.answer["value"]
+            if sample.answer["type"] == "mc":
+                answer = next(o.split(". ", 1)[1] for o in sample.answer["options"] if o.startswith(answer + "."))
+            assert answer == want, (sample.id, sample.answer, depth)
+            checked += 1
+    return checked

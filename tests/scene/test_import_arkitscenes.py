@@ -120,3 +120,5 @@ def test_import_top_down_depth_and_mask(arkit_root, tmp_path):
     assert masks[5, 5] == 0 and depth[5, 5] == pytest.approx(3.0, abs=0.002)  # the floor: no box, no id
     assert top.visibility[sofa].visible_frac == pytest.approx(1.0, abs=0.02)
     assert scene.fps == 5 and len(scene.sequences()["video"]) >= 5
+    skills = scans.check_generated(tmp_path, tmp_path / "generated")  # vst data generate: answers true to the world
+    assert {"si_depth_comparison", "si_measurement", "si_distance", "si_3d_detection"} <= skills

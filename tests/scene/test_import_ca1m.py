@@ -275,3 +275,5 @@ def test_import_writes_planar_depth_and_masks(ca1m_root, tmp_path):
     assert len(sequences["video"]) == N_FRAMES - 1 and len(sequences["pair-00"]) == 2 and "still-02" in sequences
     other = Scene.load(tmp_path / VIDEO_B)
     scans.assert_same_box(next(o for o in other.objects if o.category == "sofa").box, scans.SOFA)
+    skills = scans.check_generated(tmp_path, tmp_path / "generated")  # vst data generate: answers true to the world
+    assert {"si_depth_comparison", "si_measurement", "si_distance", "si_3d_detection"} <= skills

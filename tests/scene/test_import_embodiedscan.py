@@ -272,6 +272,8 @@ def test_import_writes_planar_depth_and_masks_from_boxes(es_root, tmp_path):
     mp_depth = np.asarray(Image.open(tmp_path / "matterport3d__17DRP5sb8fy__region0" / frame.depth_path)) / frame.depth_scale
     assert mp_depth[centre] == pytest.approx(2.2, abs=0.002)
     assert frame.frame_id.startswith("0f37bd0737e349de9d536263a4bdd60d_i1_2")
+    skills = scans.check_generated(tmp_path, tmp_path / "generated")  # vst data generate: answers true to the world
+    assert {"si_depth_comparison", "si_measurement", "si_distance", "si_3d_detection"} <= skills
 
 
 def test_3rscan_sideways_frames_turned_upright(es_root):

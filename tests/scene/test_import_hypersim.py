@@ -255,6 +255,8 @@ def test_import_writes_planar_depth_and_masks(hypersim_root, tmp_path):
     assert (masks[principal[0]] == scans.SOFA_ID).sum() == pytest.approx(1.6 * K_TRUE.fx / 2.2, abs=2)
     assert top.visibility[scans.SOFA_ID].depth_median == pytest.approx(2.2, abs=0.005)
     assert {f.sequence for f in scene.frames} >= {"video", "still-00", "pair-00"}
+    skills = scans.check_generated(tmp_path, tmp_path / "generated")  # vst data generate: answers true to the world
+    assert {"si_depth_comparison", "si_measurement", "si_distance", "si_3d_detection"} <= skills
 
 
 def test_mesh_annotation_labels_unseen_instances(hypersim_root, tmp_path):

@@ -133,6 +133,8 @@ def test_import_writes_planar_depth_masks_and_skips_lost_frames(scannet_root, tm
     # re-running skips the finished scene
     again = import_scenes("scannet", root, tmp_path)
     assert again.skipped == [SCENE] and not again.imported
+    skills = scans.check_generated(tmp_path, tmp_path / "generated")  # vst data generate: answers true to the world
+    assert {"si_depth_comparison", "si_measurement", "si_distance", "si_3d_detection"} <= skills
 
 
 def test_bad_scene_is_reported_and_skipped(scannet_root, tmp_path):
@@ -141,7 +143,7 @@ def test_bad_scene_is_reported_and_skipped(scannet_root, tmp_path):
     broken.mkdir()
     (broken / "scene0002_00_vh_clean_2.ply").write_text("not a ply")
     try:
-        result = import_scenes("scannet", root, tmp_path, options=ImportOptions(max_side=96, max_frames=4))
+        result = import_scenes("scannet", root, tmp_path, options=ImportOptions(max_side=96, max_frames=4), workers=2)
     finally:
         import shutil
 

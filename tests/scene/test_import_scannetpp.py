@@ -142,3 +142,5 @@ def test_import_both_depth_encodings(scannetpp_root, tmp_path):
         assert masks[centre] == scans.SOFA_ID and depth[centre] == pytest.approx(2.2, abs=0.003)
         assert masks[60, 60] == scans.FLOOR_ID and depth[60, 60] == pytest.approx(3.0, abs=0.003)
         assert {f.sequence for f in scene.frames} >= {"video", "still-00", "pair-00"}
+    skills = scans.check_generated(tmp_path, tmp_path / "generated")  # vst data generate: answers true to the world
+    assert {"si_depth_comparison", "si_measurement", "si_distance", "si_3d_detection"} <= skills
