@@ -394,3 +394,28 @@ def test_shards_without_reward_functions_give_a_clear_error(shard, tmp_path):
     write_samples(bare, [replace(s, reward={}) for s in read_samples(shard)])
     with pytest.raises(ValueError, match="no sample carries a reward function"):
         grpo_shards([bare])
+
+
+def test_rank_uniform_vision_runs_the_tower_once_per_forward(shard, tiny_folder, tmp_path):
+    """rank_uniform_vision (on by default with more than one process): rollouts, decode steps and log-prob passes
+    each call the vision tower exactly once (images and the video together, a dummy when a forward has none), so
+    sharded ranks run the same collectives."""
+    from transformers import AutoProcessor
+
+    from vst.data.shards import read_samples
+
+    processor = AutoProcessor.from_pretrained(str(tiny_folder))
+    processor.tokenizer.padding_side = "left"
+    rows = list(read_samples(shard))[:2] + video_samples(2)
+    config = load_config(TINY_CONFIG, [f"output_dir={tmp_path}", "max_steps=1", "per_device_train_batch_size=8",
+                                       "num_generations=2", "online_filtering=false", "max_completion_length=4",
+                                       "rank_uniform_vision=true"])
+    trainer = VSTGRPOTrainer(model=str(tiny_folder), reward_funcs=[dense_reward], args=config,
+                             train_dataset=grpo_dataset(rows), processing_class=processor)
+    core = trainer.model.model
+    forwards, tower = [], []
+    core.register_forward_hook(lambda *_: forwards.append(1))
+    core.visual.register_forward_hook(lambda *_: tower.append(1))
+    trainer.train()
+    assert forwards and len(tower) == len(forwards)
+    assert trainer.state.global_step == 1

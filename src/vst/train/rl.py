@@ -32,7 +32,7 @@ from vst.models.processing import (THINKING_SYSTEM_PROMPT, Budgets, collapse_pla
 from vst.common import rewards as vst_rewards
 from vst.train.curves import RL_KEYS
 from vst.train.sft import (CheckpointResumeMixin, VitLrMixin, VSTSFTConfig, expand_shards, files_fingerprint,
-                           save_run)
+                           save_run, uniform_vision)
 from vst.train.sft import load_config as _load_config
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,9 @@ class VSTGRPOConfig(GRPOConfig):
         metadata={"help": "Online filtering: rounds of fresh prompts rolled out to refill dropped groups (VST "
                           "max_try_make_batch); 0 lets the step's batch shrink, -1 refills until full (VST's -1)."},
     )
+    rank_uniform_vision: bool | None = field(
+        default=None, metadata={"help": "One vision-tower call per forward on every rank (vst.models.vision), in "
+                                "rollouts and log-prob passes alike; None: on when training on more than one process."})
     image_min_pixels: int = field(default=262144, metadata={"help": "Min pixels of one image (VST RL: 512^2)."})
     image_max_pixels: int = field(default=3211264, metadata={"help": "Max pixels of one image (VST RL)."})
     max_seq_len: int = field(default=8192, metadata={"help": "Prompt token budget (VST max_prompt_length)."})
@@ -331,6 +334,8 @@ class VSTGRPOTrainer(CheckpointResumeMixin, VitLrMixin, GRPOTrainer):
                 self.generation_config.suppress_tokens = suppress + [self._video_token_id]
         self._hooks = [m.register_forward_pre_hook(self._inject_media, with_kwargs=True)
                        for m in (self.model, self.ref_model) if m is not None]
+        for m in (self.model, self.ref_model):  # after _inject_media: the core sees the media it adds
+            uniform_vision(self.accelerator.unwrap_model(m) if m is not None else None, self.args)
 
     # rollouts: our processing path, per-row media kept --------------------------------------------------------------
     def _tokenize_prompts(self, prompts: list):

@@ -93,6 +93,10 @@ class VSTSFTConfig(SFTConfig):
         default=None,
         metadata={"help": "Learning rate of the vision tower (visual.* except the merger); None uses learning_rate."},
     )
+    rank_uniform_vision: bool | None = field(
+        default=None, metadata={"help": "One vision-tower call per forward on every rank (vst.models.vision), so "
+                                "FSDP2/ZeRO-3 ranks with different media never hang; None: on when training on more "
+                                "than one process."})
     freeze_vision: bool = field(default=False, metadata={"help": "Freeze the vision tower (visual.* but merger)."})
     freeze_merger: bool = field(default=False, metadata={"help": "Freeze the patch merger (visual.merger.*)."})
     freeze_llm: bool = field(default=False, metadata={"help": "Freeze the language model and lm_head."})
@@ -411,6 +415,19 @@ def apply_freezing(model, config) -> None:
             parameter.requires_grad_(False)
 
 
+def uniform_vision(model, config) -> bool:
+    """Install `vst.models.vision.make_rank_uniform` when `config.rank_uniform_vision` says so (None: when more
+    than one process trains: sharded ranks must run the same collectives, and DDP every rank's tower)."""
+    wanted = config.rank_uniform_vision
+    if wanted is None:
+        wanted = config.world_size > 1
+    if not wanted or model is None or isinstance(model, str):
+        return False
+    from vst.models.vision import make_rank_uniform
+
+    return make_rank_uniform(model)
+
+
 def build_trainer(config: VSTSFTConfig) -> VSTSFTTrainer:
     """The trainer of `config`: model and processor loaded, parts frozen, shards read, collator attached."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -423,6 +440,7 @@ def build_trainer(config: VSTSFTConfig) -> VSTSFTTrainer:
     processor = AutoProcessor.from_pretrained(source)
     model = AutoModelForImageTextToText.from_pretrained(source, **(config.model_init_kwargs or {}))
     apply_freezing(model, config)
+    uniform_vision(model, config)
     with config.main_process_first(desc="reading the shards"):  # one process writes the Arrow cache, the rest map it
         rows = training_rows(config, processor)
     return VSTSFTTrainer(
