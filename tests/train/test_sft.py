@@ -17,7 +17,7 @@ from vst.data.engine import EngineConfig, run
 from vst.data.recipes import Recipe
 from vst.scene.generate import generate_scenes
 from vst.train.collate import SampleCollator
-from vst.train.sft import (VSTSFTConfig, build_trainer, is_vision_tower, load_checkpoint_weights,
+from vst.train.sft import (VSTSFTConfig, build_trainer, is_vision_tower, is_visual, load_checkpoint_weights,
                            load_config, load_shards, train_sft)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
@@ -70,13 +70,19 @@ def test_training_lowers_loss_checkpoint_loads_and_generates(shard, tmp_path, ti
     assert generated.shape[1] > batch["input_ids"].shape[1]
 
 
-def test_vit_lr_gives_two_param_groups(shard, tmp_path, tiny_cache):
-    trainer = build_trainer(tiny_config(shard, tmp_path / "run", "learning_rate=1e-4", "vit_lr=1e-5"))
+@pytest.mark.parametrize("scope", ["visual", "tower"])
+def test_vit_lr_gives_two_param_groups(shard, tmp_path, tiny_cache, scope):
+    """vit_lr_scope 'visual' (default, VST's get_param_groups): every visual.* parameter, the merger included, at
+    vit_lr; 'tower': the merger at learning_rate."""
+    trainer = build_trainer(tiny_config(shard, tmp_path / "run", "learning_rate=1e-4", "vit_lr=1e-5", f"vit_lr_scope={scope}"))
     optimizer = trainer.create_optimizer()
     assert sorted(group["lr"] for group in optimizer.param_groups) == [1e-5, 1e-4]
     vision_group = next(group for group in optimizer.param_groups if group["lr"] == 1e-5)
-    vision_ids = {id(p) for name, p in trainer.model.named_parameters() if is_vision_tower(name)}
+    chosen = is_visual if scope == "visual" else is_vision_tower
+    vision_ids = {id(p) for name, p in trainer.model.named_parameters() if chosen(name)}
     assert {id(p) for p in vision_group["params"]} == vision_ids
+    merger = {id(p) for name, p in trainer.model.named_parameters() if "visual.merger." in name}
+    assert (merger <= vision_ids) == (scope == "visual") and merger
     assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(trainer.model.parameters()))
 
 

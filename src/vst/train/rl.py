@@ -77,8 +77,11 @@ class VSTGRPOConfig(GRPOConfig):
     )
     vit_lr: float | None = field(
         default=None,
-        metadata={"help": "Learning rate of the vision tower (visual.* except the merger); None uses learning_rate."},
+        metadata={"help": "Learning rate of the visual parameters (see vit_lr_scope); None uses learning_rate."},
     )
+    vit_lr_scope: str = field(
+        default="visual", metadata={"help": "Which parameters take vit_lr: 'visual' (the merger included, as VST) or "
+                                    "'tower' (the merger at learning_rate)."})
     online_filtering: bool = field(default=True, metadata={"help": "Drop prompt groups by mean reward (VST)."})
     filter_low: float = field(default=0.01, metadata={"help": "Drop a group whose mean reward is <= this."})
     filter_high: float = field(default=0.99, metadata={"help": "Drop a group whose mean reward is >= this."})

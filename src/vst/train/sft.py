@@ -42,8 +42,13 @@ def _has(name: str, prefix: str) -> bool:
 
 
 def is_vision_tower(name: str) -> bool:
-    """A parameter of the ViT proper: `visual.*` except the merger (VST trains the merger at the LLM's lr)."""
+    """A parameter of the ViT proper: `visual.*` except the merger."""
     return _has(name, VISUAL_PREFIX) and not _has(name, MERGER_PREFIX)
+
+
+def is_visual(name: str) -> bool:
+    """Any parameter under `visual.`: the ViT and its patch merger."""
+    return _has(name, VISUAL_PREFIX)
 
 
 def is_merger(name: str) -> bool:
@@ -91,8 +96,12 @@ class VSTSFTConfig(SFTConfig):
     )
     vit_lr: float | None = field(
         default=None,
-        metadata={"help": "Learning rate of the vision tower (visual.* except the merger); None uses learning_rate."},
+        metadata={"help": "Learning rate of the visual parameters (see vit_lr_scope); None uses learning_rate."},
     )
+    vit_lr_scope: str = field(
+        default="visual", metadata={"help": "Which parameters take vit_lr: 'visual' = every visual.* parameter, the "
+                                    "patch merger included (VST's get_param_groups); 'tower' = the ViT without the "
+                                    "merger, which then trains at learning_rate."})
     rank_uniform_vision: bool | None = field(
         default=None, metadata={"help": "One vision-tower call per forward on every rank (vst.models.vision), so "
                                 "FSDP2/ZeRO-3 ranks with different media never hang; None: on when training on more "
@@ -310,6 +319,14 @@ def files_fingerprint(kind: str, files: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps([kind, __version__, stamps]).encode()).hexdigest()[:32]
 
 
+def in_vit_group(name: str, args) -> bool:
+    """Whether parameter `name` trains at `vit_lr` (`vit_lr_scope`: 'visual' or 'tower')."""
+    scope = getattr(args, "vit_lr_scope", "visual")
+    if scope not in ("visual", "tower"):
+        raise ValueError(f"vit_lr_scope: expected 'visual' or 'tower', got {scope!r}")
+    return is_visual(name) if scope == "visual" else is_vision_tower(name)
+
+
 class VitLrMixin:
     """Trainer mixin whose optimizer gives the vision tower its own learning rate (`args.vit_lr`).
 
@@ -329,7 +346,7 @@ class VitLrMixin:
             if parameter.requires_grad:
                 # With no weight decay the decay split is moot: one group per learning rate.
                 decayed = name in decay and weight_decay > 0
-                groups.setdefault((is_vision_tower(name), decayed), []).append(parameter)
+                groups.setdefault((in_vit_group(name, self.args), decayed), []).append(parameter)
         param_groups = [
             {"params": params, "weight_decay": weight_decay if decayed else 0.0,
              **({"lr": vit_lr} if vision else {})}
