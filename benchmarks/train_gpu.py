@@ -197,8 +197,7 @@ def main() -> None:
             device += ["fsdp=", "fsdp_config=", "activation_checkpointing=true"]
         attention = "flash_attention_2" if not args.cpu and _has("flash_attn") else "sdpa"
         packing = ["padding_free=true"] if args.padding_free else []
-        if args.padding_free and not args.cpu:
-            packing.append(f"model_init_kwargs={{dtype: float32, attn_implementation: {attention}}}")
+        device.append(f"model_init_kwargs={{dtype: float32, attn_implementation: {attention}}}")  # configs ask for FA2
         common = [f"shards=[{shard}]", f"model_name_or_path={model}", "save_strategy=no", "report_to=none",
                   "logging_steps=1", "seed=0"]
         sft_config = sft.load_config(ROOT / "configs" / "train" / f"qwen2_5vl-{size}-sft.yaml", [
@@ -228,7 +227,7 @@ def main() -> None:
                 "num_generations=4", "steps_per_generation=1", "gradient_accumulation_steps=1",
                 "max_completion_length=128", "resample_rounds=0", *device,
                 *(["use_vllm=true", "vllm_gpu_memory_utilization=0.15", "vllm_enable_sleep_mode=true"]
-                  if _has("vllm") and not args.cpu else [])])
+                  if _has("vllm") and not args.cpu else ["use_vllm=false"])])
             start = time.perf_counter()
             rl.train_rl(rl_config)
             results.update({"rl_steps": args.rl_steps, "rl_seconds": time.perf_counter() - start,

@@ -419,3 +419,25 @@ def test_rank_uniform_vision_runs_the_tower_once_per_forward(shard, tiny_folder,
     trainer.train()
     assert forwards and len(tower) == len(forwards)
     assert trainer.state.global_step == 1
+
+
+@pytest.mark.parametrize("name", ["qwen2_5vl-3b-sft.yaml", "qwen2_5vl-7b-sft.yaml", "qwen2_5vl-3b-coldstart.yaml",
+                                  "qwen2_5vl-7b-coldstart.yaml", "qwen2_5vl-3b-grpo.yaml", "qwen2_5vl-7b-grpo.yaml"])
+def test_gpu_configs_shard_once_checkpoint_once_and_load_lean(name):
+    """Issue 13.3: FSDP checkpoints activations, so the trainer must not too (TRL defaults gradient_checkpointing to
+    true); the train YAML's fsdp_config replaces the accelerate file's, so it carries cpu_ram_efficient_loading
+    itself; flash-attention kernels; GRPO with EasyR1's dual clip on colocated vLLM."""
+    import yaml
+
+    from vst.train.sft import load_config as load_sft
+
+    raw = yaml.safe_load((CONFIGS / name).read_text())
+    loader = load_config if "grpo" in name else load_sft
+    config = loader(CONFIGS / name, ["bf16=false", "use_cpu=true"])
+    assert raw["fsdp_config"]["activation_checkpointing"] and raw["fsdp_config"]["cpu_ram_efficient_loading"]
+    assert not config.gradient_checkpointing and not config.activation_checkpointing
+    assert config.model_init_kwargs["attn_implementation"] == "flash_attention_2"
+    assert config.vit_lr_scope == "visual"
+    if "grpo" in name:
+        assert config.delta == 3.0 and config.use_vllm and config.vllm_mode == "colocate"
+        assert config.vllm_enable_sleep_mode and config.vllm_gpu_memory_utilization == 0.6
