@@ -196,7 +196,9 @@ def main() -> None:
         if not under_fsdp:  # the configs checkpoint activations through fsdp_config, which applies under FSDP only
             device += ["fsdp=", "fsdp_config=", "activation_checkpointing=true"]
         attention = "flash_attention_2" if not args.cpu and _has("flash_attn") else "sdpa"
-        packing = ["padding_free=true"] if args.padding_free else []
+        # the configs batch by tokens (max_tokens_per_batch, packed rows); this script measures fixed batches of
+        # `--batch` rows, padded or packed into one row, so that the two compare on the same samples
+        packing = ["max_tokens_per_batch=null", f"padding_free={str(args.padding_free).lower()}"]
         device.append(f"model_init_kwargs={{dtype: float32, attn_implementation: {attention}}}")  # configs ask for FA2
         common = [f"shards=[{shard}]", f"model_name_or_path={model}", "save_strategy=no", "report_to=none",
                   "logging_steps=1", "seed=0"]

@@ -362,3 +362,30 @@ def test_a_foreign_parquet_is_named_before_training(tmp_path):
         expand_shards([tmp_path / "wrong.parquet"])
     with pytest.raises(FileNotFoundError, match=r"gone.parquet: file not found"):
         expand_shards([tmp_path / "gone.parquet"])
+
+
+def test_token_budget_batches_fill_the_budget_and_cover_every_sample_once():
+    from vst.train.collate import TokenBudgetBatchSampler
+
+    lengths = np.random.default_rng(0).integers(200, 3000, size=500)
+    sampler = TokenBudgetBatchSampler(lengths, budget=8192, seed=3)
+    first, second = list(sampler), list(sampler)
+    for batches in (first, second):
+        assert sorted(i for batch in batches for i in batch) == list(range(500))
+        assert all(lengths[batch].sum() <= 8192 for batch in batches)
+    assert first != second  # the epoch advances with each pass
+    assert first == TokenBudgetBatchSampler(lengths, budget=8192, seed=3).batches(0)  # reproducible
+    assert sampler.fill() > 0.8  # next fit in a random order: the share of each packed row that is real tokens
+
+
+def test_token_budget_training_packs_each_micro_batch_into_one_row(shard, tmp_path, tiny_cache):
+    trainer = build_trainer(tiny_config(shard, tmp_path / "run", "padding_free=true", "max_tokens_per_batch=1200",
+                                        "max_steps=2"))
+    lengths = trainer.train_dataset[trainer.args.length_column_name]
+    batches = list(trainer.get_train_dataloader().batch_sampler)
+    assert all(sum(lengths[i] for i in batch) <= 1200 for batch in batches if len(batch) > 1)
+    assert max(len(batch) for batch in batches) > 1  # more than one sample per packed row
+    seen = {}
+    trainer.model.register_forward_pre_hook(lambda m, a, kw: seen.update(kw), with_kwargs=True)
+    trainer.train()
+    assert trainer.state.global_step == 2 and seen["input_ids"].shape[0] == 1  # one packed row per micro-batch

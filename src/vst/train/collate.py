@@ -95,3 +95,80 @@ class PaddingFreeMixin:
             )
         # no cache: transformers reads packed boundaries from the positions only when there is none
         return args, {**pack_batch({**kwargs, "mm_token_type_ids": types}, rope), "use_cache": False}
+
+
+class TokenBudgetBatchSampler:
+    """Batches of dataset indices whose token counts sum to at most `budget` (VeOmni's dynamic batching: VST's
+    global batch of 128 counts packed 16,384-token rows, not samples).
+
+    Each epoch is a seeded shuffle of the indices (`rng([seed, epoch])`), cut into batches in that order: a batch
+    takes the next sample while the total stays within `budget` (next fit, so the order stays random; a sample
+    longer than the budget is a batch of its own, which the collator then drops). All ranks compute the same list;
+    accelerate's `prepare` deals it out, every world-th batch to each rank. The epoch advances with every pass (and
+    `set_epoch`), so passes differ but a run is reproducible.
+    """
+
+    def __init__(self, lengths: Sequence[int], budget: int, seed: int = 0):
+        import numpy as np
+
+        if budget <= 0:
+            raise ValueError(f"max_tokens_per_batch must be positive, got {budget}")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.budget, self.seed, self.epoch = int(budget), int(seed), 0
+        self._passes = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        import numpy as np
+
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.lengths))
+        batches, current, used = [], [], 0
+        for index in order.tolist():
+            length = int(self.lengths[index])
+            if current and used + length > self.budget:
+                batches.append(current)
+                current, used = [], 0
+            current.append(index)
+            used += length
+        if current:
+            batches.append(current)
+        return batches
+
+    def fill(self, epoch: int = 0) -> float:
+        """Mean share of the budget a batch fills (padding-free rows: the share of each row's tokens that are real)."""
+        batches = self.batches(epoch)
+        return float(sum(min(self.lengths[b].sum(), self.budget) for b in batches) / (len(batches) * self.budget))
+
+    def __iter__(self):
+        epoch = max(self.epoch, self._passes)
+        self._passes = epoch + 1
+        yield from self.batches(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches(max(self.epoch, self._passes)))
+
+
+class TokenBudgetMixin:
+    """Trainer mixin: with `max_tokens_per_batch`, micro-batches are formed by token count (`TokenBudgetBatchSampler`
+    over the dataset's length column) instead of `per_device_train_batch_size` rows; with `padding_free` each one
+    is then one packed row. Why a mixin: transformers' Trainer builds its dataloader from a per-sample sampler."""
+
+    def get_train_dataloader(self):
+        budget = getattr(self.args, "max_tokens_per_batch", None)
+        if not budget:
+            return super().get_train_dataloader()
+        from torch.utils.data import DataLoader
+
+        dataset = self.train_dataset
+        column = self.args.length_column_name
+        if not hasattr(dataset, "column_names") or column not in dataset.column_names:
+            raise ValueError(f"max_tokens_per_batch: the dataset needs its {column!r} column (memory-mapped shards, "
+                             "not streaming)")
+        sampler = TokenBudgetBatchSampler(dataset[column], budget, seed=self.args.seed)
+        logger.info("max_tokens_per_batch=%d: %d micro-batches per epoch, filled to %.1f %% of the budget on average",
+                    budget, len(sampler.batches(0)), 100 * sampler.fill())
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
+                            num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
+        return self.accelerator.prepare(loader)

@@ -25,7 +25,7 @@ from trl import SFTConfig, SFTTrainer
 from vst.data.sample import Sample
 from vst.data.shards import open_shard, read_samples, verify_shard
 from vst.models.processing import Budgets
-from vst.train.collate import PaddingFreeMixin, SampleCollator
+from vst.train.collate import PaddingFreeMixin, SampleCollator, TokenBudgetMixin
 from vst.train.curves import SFT_KEYS, logged_keys, plot_history
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,10 @@ class VSTSFTConfig(SFTConfig):
         default="visual", metadata={"help": "Which parameters take vit_lr: 'visual' = every visual.* parameter, the "
                                     "patch merger included (VST's get_param_groups); 'tower' = the ViT without the "
                                     "merger, which then trains at learning_rate."})
+    max_tokens_per_batch: int | None = field(
+        default=None, metadata={"help": "Form each micro-batch by tokens, up to this many (VST: 16,384 with "
+                                "padding_free, one packed row), instead of per_device_train_batch_size rows; needs the "
+                                "shards' length column (or computes it) and memory-mapped shards."})
     rank_uniform_vision: bool | None = field(
         default=None, metadata={"help": "One vision-tower call per forward on every rank (vst.models.vision), so "
                                 "FSDP2/ZeRO-3 ranks with different media never hang; None: on when training on more "
@@ -418,10 +422,11 @@ class CheckpointResumeMixin:
         load_checkpoint_weights(self.model, folder)
 
 
-class VSTSFTTrainer(CheckpointResumeMixin, VitLrMixin, PaddingFreeMixin, SFTTrainer):
+class VSTSFTTrainer(CheckpointResumeMixin, VitLrMixin, TokenBudgetMixin, PaddingFreeMixin, SFTTrainer):
     """`SFTTrainer` whose optimizer gives the vision tower its own learning rate (`args.vit_lr`, `VitLrMixin`), whose
-    resume loads the checkpoint's weights (`CheckpointResumeMixin`) and which trains padding-free on multimodal rows
-    when `padding_free` is set (`PaddingFreeMixin`); the training loop is TRL's."""
+    resume loads the checkpoint's weights (`CheckpointResumeMixin`), which batches by tokens with
+    `max_tokens_per_batch` (`TokenBudgetMixin`) and trains padding-free on multimodal rows when `padding_free` is
+    set (`PaddingFreeMixin`); the training loop is TRL's."""
 
 
 def apply_freezing(model, config) -> None:
@@ -480,7 +485,7 @@ def training_rows(config: VSTSFTConfig, processor=None):
     files = expand_shards(config.shards)
     dataset = load_shards(files, streaming=config.streaming, repeat=config.streaming)
     if not config.streaming:
-        by_length = config.train_sampling_strategy in ("group_by_length", "batch_rebalance")
+        by_length = config.train_sampling_strategy in ("group_by_length", "batch_rebalance") or config.max_tokens_per_batch
         if by_length and config.length_column_name not in dataset.column_names:
             lengths = shard_lengths(files, config.length_column_name)
             if lengths is None:
@@ -493,6 +498,8 @@ def training_rows(config: VSTSFTConfig, processor=None):
                 lengths = [estimate_tokens(Sample.from_row(row), processor, budgets) for row in dataset]
             dataset = dataset.add_column(config.length_column_name, lengths)
         return dataset
+    if config.max_tokens_per_batch:
+        raise ValueError("max_tokens_per_batch: batching by tokens needs memory-mapped shards (streaming: false)")
     if config.max_steps <= 0:
         raise ValueError("streaming: set max_steps; a streamed dataset has no length to derive epochs from")
     if config.shuffle_buffer > 0:
