@@ -32,6 +32,40 @@ from vst.models import tiny
 CHAT = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
 
 
+def _factors(d: int, rank: int, alpha: float, beta: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, B), each rank x d, with A^T B the best rank-`rank` approximation of alpha Z + beta I, Z ~ N(0, 1/d)."""
+    m = alpha * torch.randn(d, d, generator=generator) / d**0.5 + beta * torch.eye(d)
+    u, s, vh = torch.linalg.svd(m)
+    root = s[:rank].sqrt()[:, None]
+    return root * u[:, :rank].T, root * vh[:rank]
+
+
+@torch.no_grad()
+def mimetic_init(model, qk: tuple[float, float] | None, vo: tuple[float, float] | None, seed: int = 0) -> None:
+    """Mimetic initialisation of the language model's attention (Trockman & Kolter, "Mimetic Initialization of
+    Self-Attention Layers", ICML 2023): heads sharing a key/value head (GQA) share its factors."""
+    generator = torch.Generator().manual_seed(seed)
+    text = model.config.text_config
+    d, heads, kv = text.hidden_size, text.num_attention_heads, text.num_key_value_heads
+    hd, group = d // heads, heads // kv
+    for layer in model.model.language_model.layers:
+        attn = layer.self_attn
+        for g in range(kv):
+            if qk:
+                a, b = _factors(d, hd, *qk, generator)
+                attn.k_proj.weight[g * hd:(g + 1) * hd] = b
+                attn.k_proj.bias[g * hd:(g + 1) * hd] = 0
+                for h in range(g * group, (g + 1) * group):
+                    attn.q_proj.weight[h * hd:(h + 1) * hd] = a
+                    attn.q_proj.bias[h * hd:(h + 1) * hd] = 0
+            if vo:
+                a, b = _factors(d, hd, *vo, generator)  # W_o_h W_v = a^T b: o columns a^T, v rows b
+                attn.v_proj.weight[g * hd:(g + 1) * hd] = b
+                attn.v_proj.bias[g * hd:(g + 1) * hd] = 0
+                for h in range(g * group, (g + 1) * group):
+                    attn.o_proj.weight[:, h * hd:(h + 1) * hd] = a.T / group
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
@@ -48,6 +82,16 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40_000, help="option_says items to draw from.")
     parser.add_argument("--heads", type=int, default=None, help="Attention heads (head_dim = hidden / heads).")
     parser.add_argument("--kv-heads", type=int, default=None, help="Key/value heads (GQA groups).")
+    parser.add_argument("--mimetic", type=float, nargs=2, default=None, metavar=("ALPHA", "BETA"),
+                        help="Mimetic initialisation of every attention layer (Trockman & Kolter 2023): per head "
+                             "W_q^T W_k ~ ALPHA Z + BETA I, so attention matches tokens by content from step 0.")
+    parser.add_argument("--mimetic-vo", type=float, nargs=2, default=None, metavar=("ALPHA", "BETA"),
+                        help="Also W_o W_v ~ ALPHA Z + BETA I per head (BETA > 0: heads copy what they attend to).")
+    parser.add_argument("--tied", action="store_true",
+                        help="Tie the output layer to the input embeddings (as Qwen2.5-VL-3B does).")
+    parser.add_argument("--pool", type=int, default=None,
+                        help="Draw the random tokens of the induction and binding sequences from this many tokens only "
+                             "(a name vocabulary small enough that every embedding is trained often).")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -58,13 +102,18 @@ def main() -> None:
         dims = dataclasses.replace(dims, text_heads=args.heads, text_kv_heads=args.kv_heads or args.heads)
     config = tiny.build_config(tokenizer, dims)
     config.text_config.rope_parameters["rope_theta"] = args.rope_theta
+    config.tie_word_embeddings = config.text_config.tie_word_embeddings = args.tied
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     torch.manual_seed(0)
     model = Qwen2_5_VLForConditionalGeneration(config)
+    if args.mimetic or args.mimetic_vo:
+        mimetic_init(model, args.mimetic, args.mimetic_vo)
     pad = tokenizer.pad_token_id
     special = set(tokenizer.all_special_ids)
     ordinary = np.array([i for i in range(len(tokenizer)) if i not in special and i > 300])
+    if args.pool:
+        ordinary = np.sort(np.random.default_rng(1).choice(ordinary, size=args.pool, replace=False))
     letters = [tokenizer.convert_tokens_to_ids(c) for c in "ABCDEFGH"]
     dot, newline = tokenizer(".")["input_ids"], tokenizer("\n")["input_ids"]
 
