@@ -9,7 +9,7 @@ import time
 PARENT = """
 import multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from vst.scene.generate import _init_worker
+from vst.parallel import init_worker as _init_worker
 
 if __name__ == "__main__":
     pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,

@@ -16,7 +16,6 @@ import hashlib
 import io
 import itertools
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from vst import __version__
+from vst.parallel import map_jobs
 from vst.data.context import SceneContext
 from vst.data.recipes import Recipe
 from vst.data.sample import Sample
@@ -150,12 +150,15 @@ def estimate_tokens(sample: Sample, video_frame_size: tuple[int, int] = (448, 44
     return text + visual
 
 
-def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] | None = None, workers: int = 1) -> dict:
+def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] | None = None, workers: int = 1,
+        ray_address: str | None = None) -> dict:
     """Generate this shard; returns its manifest (also written next to the shard).
 
     Scenes are independent: with `workers` > 1 they run in that many processes, and the shard is byte-identical to
     a one-process run (each scene's samples depend only on the seed and the scene's index; parts join in scene order).
-    `on_scene` then hears of scenes as they finish.
+    With `ray_address` the scenes are Ray tasks (vst.parallel), each writing its part to `out` (shared
+    storage), the shard and manifest written here last: the same bytes again. `on_scene` hears of scenes as they
+    finish.
     """
     unknown = [s for s in config.recipe.weights if s not in SKILLS]
     if unknown:
@@ -180,7 +183,7 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
                 on_scene(planned.name, records[planned.name].get("rows", 0), records[planned.name].get("skipped"))
         else:
             todo.append((config, planned, parts / f"{planned.name}.parquet"))
-    for folder_name, record in _map_scenes(_part_job, todo, workers):
+    for folder_name, record in map_jobs(_part_job, todo, workers, ray_address):
         write_json(parts / f"{folder_name}.json", record)
         records[folder_name] = record
         if on_scene:
@@ -198,25 +201,6 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
     manifest = _manifest(config, fingerprint, shard_path, part_paths, totals, skipped, skill_errors, rows)
     write_json(manifest_path, manifest)
     return manifest
-
-
-def _map_scenes(function: Callable, jobs: list[tuple], workers: int):
-    """`function` over `jobs`: in order in this process, or as they finish in `workers` spawned processes (so each
-    finished scene is recorded at once and survives an interruption). Skills must be registered at import time to
-    exist in the workers."""
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(function, jobs)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from vst.scene.generate import _init_worker
-
-    context = multiprocessing.get_context("spawn")  # EGL contexts are not fork-safe
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker,
-                             initargs=(True, os.getpid())) as pool:
-        for future in as_completed([pool.submit(function, job) for job in jobs]):
-            yield future.result()
 
 
 def _part_job(job: tuple) -> tuple[str, dict]:

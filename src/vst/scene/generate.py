@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from vst import __version__
+from vst.parallel import map_jobs
 from vst.scene.capture import render_scene
 from vst.scene.procedural import ProceduralConfig, generate_layout
 from vst.scene.types import SCENE_FILE, atomic_write_text
@@ -49,31 +49,6 @@ def config_fingerprint(seed: int, config: ProceduralConfig) -> str:
 
 
 _worker_renderer = None
-
-
-def _init_worker(single_threaded: bool, parent: int | None = None) -> None:
-    """Start-up of a worker process (scene generation and the data engine); `parent`: the pool owner's pid."""
-    if single_threaded:
-        os.environ["LP_NUM_THREADS"] = "1"  # two worker processes on two cores: one llvmpipe thread each
-    _exit_with_parent(parent)
-
-
-def _exit_with_parent(parent: int | None = None, poll_s: float = 0.5) -> None:
-    """Exit this worker when its parent dies, however it dies: a SIGKILLed `vst data generate --workers 2` must not
-    leave workers (and multiprocessing's resource tracker, which ends with them) running. The parent's pid is
-    polled from a daemon thread; when the process is re-parented, the worker exits at once. Pass the owner's pid
-    (`os.getpid()` where the pool is made): a parent killed while the worker was still starting is noticed too."""
-    import threading
-    import time
-
-    parent = os.getppid() if parent is None else parent
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def build_scene(out: Path, seed: int, index: int, config: ProceduralConfig) -> tuple[str, int]:
@@ -115,8 +90,10 @@ def generate_scenes(
     config: ProceduralConfig | None = None,
     workers: int = 1,
     on_scene: Callable[[str, int, str | None], None] | None = None,
+    ray_address: str | None = None,
 ) -> GenerationResult:
-    """Generate scenes 0..n-1 of `seed` into `out`, skipping scenes already complete there."""
+    """Generate scenes 0..n-1 of `seed` into `out`, skipping scenes already complete there (`workers` processes, or
+    Ray tasks at `ray_address`: vst.parallel)."""
     config = config or ProceduralConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,15 +116,7 @@ def generate_scenes(
                 on_scene(identifier, 0, None)
         else:
             todo.append((out, seed, index, config))
-    if workers > 1 and len(todo) > 1:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")  # EGL contexts are not fork-safe
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(True, os.getpid())) as pool:
-            outcomes = pool.map(_build_or_error, todo)
-            _collect(outcomes, result, on_scene)
-    else:
-        _collect(map(_build_or_error, todo), result, on_scene)
+    _collect(map_jobs(_build_or_error, todo, workers, ray_address), result, on_scene)
     _write_manifest(out, n, seed, config, fingerprint, result)
     return result
 

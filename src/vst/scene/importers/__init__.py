@@ -13,11 +13,11 @@ import json
 import os
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from vst.parallel import map_jobs
 from vst.scene.importers.common import ImportOptions, RawScene, write_scene
 from vst.scene.types import SCENE_FILE, atomic_write_text
 
@@ -63,8 +63,10 @@ def _import_one(args) -> tuple[str, int, str | None]:
 
 def import_scenes(fmt: str, src: str | Path, out: str | Path, scene_ids: list[str] | None = None,
                   options: ImportOptions | None = None, workers: int = 1,
-                  on_scene: Callable[[str, int, str | None], None] | None = None) -> ImportResult:
-    """Import the scenes of `src` (all, or `scene_ids`) into `out`, skipping scenes already there."""
+                  on_scene: Callable[[str, int, str | None], None] | None = None,
+                  ray_address: str | None = None) -> ImportResult:
+    """Import the scenes of `src` (all, or `scene_ids`) into `out`, skipping scenes already there (`workers`
+    processes, or Ray tasks at `ray_address`: vst.parallel)."""
     module = reader(fmt)
     options = options or ImportOptions()
     src, out = Path(src), Path(out)
@@ -82,16 +84,7 @@ def import_scenes(fmt: str, src: str | Path, out: str | Path, scene_ids: list[st
                 on_scene(scene_id, 0, None)
         else:
             todo.append((fmt, str(src), str(out), scene_id, options))
-    if workers > 1 and len(todo) > 1:
-        import multiprocessing
-
-        from vst.scene.generate import _init_worker
-
-        context = multiprocessing.get_context("spawn")  # EGL contexts are not fork-safe
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(True, os.getpid())) as pool:
-            _collect(pool.map(_import_one, todo), result, on_scene)
-    else:
-        _collect(map(_import_one, todo), result, on_scene)
+    _collect(map_jobs(_import_one, todo, workers, ray_address), result, on_scene)
     manifest = {"source": fmt, "src": str(src), "options": asdict(options), "license": module.LICENSE,
                 "scenes": sorted(p.name for p in out.iterdir() if p.is_dir() and (p / SCENE_FILE).is_file()),
                 "failed": dict(sorted(result.failed.items()))}
