@@ -3,6 +3,7 @@
     python benchmarks/data_engine.py                      # default recipe vst-p, 4 scenes, 1000 samples
     python benchmarks/data_engine.py --scenes 8 --n 2000 --recipe vst-p
     python benchmarks/data_engine.py --workers 2                          # also the engine in 2 processes
+    python benchmarks/data_engine.py --ray 1,2                            # also the engine on a local Ray with 1, 2 CPUs
 
 Measured in one process, in this order and on the same scenes:
   floor      rendering + encoding of the scenes' frames (what `vst scenes generate` spends), frames/s
@@ -10,6 +11,8 @@ Measured in one process, in this order and on the same scenes:
   end2end    (scene generation + engine) -> samples/s over both
   workers    with --workers N > 1: the engine again on the same scenes in N processes, samples/s, the speed-up over
              one process and whether the shard is byte-identical
+  ray        with --ray N1,N2,...: the engine as Ray tasks on a local Ray started with N CPUs (Ray's start-up
+             excluded), samples/s, speed-up and byte identity, and the hours for VST-P's 4.1 M samples on N cores
 It also prints where engine time goes per skill (seconds), then one JSON line.
 """
 
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--recipe", default="vst-p")
     parser.add_argument("--workers", type=int, default=1, help="also time the engine in this many processes")
+    parser.add_argument("--ray", default="", help="comma-separated CPU counts of local Ray instances to time, e.g. 1,2")
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
     with tempfile.TemporaryDirectory() as folder:
@@ -76,6 +80,23 @@ def main() -> None:
             same = (folder / "parallel" / again["shard"]).read_bytes() == (folder / "shards" / manifest["shard"]).read_bytes()
             parallel = {"workers": args.workers, "workers_samples_per_s": round(again["rows"] / seconds, 1),
                         "workers_speedup": round(engine_seconds / seconds, 2), "workers_identical_bytes": same}
+        ray_runs = {}
+        for cpus in [int(c) for c in args.ray.split(",") if c]:
+            import ray
+
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            ray.get([ray.remote(lambda: 0).remote() for _ in range(cpus)])  # workers up before the clock starts
+            start = time.perf_counter()
+            again = run(EngineConfig(scenes=folder / "scenes", out=folder / f"ray{cpus}", recipe=recipe, n=args.n, seed=0),
+                        ray_address="auto")
+            seconds = time.perf_counter() - start
+            ray.shutdown()
+            same = (folder / f"ray{cpus}" / again["shard"]).read_bytes() == (folder / "shards" / manifest["shard"]).read_bytes()
+            rate = again["rows"] / seconds
+            ray_runs[cpus] = {"samples_per_s": round(rate, 1), "speedup": round(engine_seconds / seconds, 2),
+                              "identical_bytes": same, "hours_for_4_1M_samples": round(4.1e6 / rate / 3600, 1)}
+        if ray_runs:
+            parallel["ray"] = ray_runs
     samples = manifest["rows"]
     results = {
         "floor_frames_per_s": round(scenes.frames / scene_seconds, 1),
@@ -91,6 +112,9 @@ def main() -> None:
     if parallel:
         print(f"  engine, {args.workers} processes            {parallel['workers_samples_per_s']:8.1f} samples/s "
               f"({parallel['workers_speedup']:.2f}x; identical shard: {parallel['workers_identical_bytes']})")
+    for cpus, run_ in parallel.get("ray", {}).items():
+        print(f"  engine, Ray with {cpus} CPU(s)        {run_['samples_per_s']:8.1f} samples/s ({run_['speedup']:.2f}x; "
+              f"identical shard: {run_['identical_bytes']}; 4.1 M samples: {run_['hours_for_4_1M_samples']} h)")
     print(f"  skill generator time (s): {results['skill_seconds']}")
     print(f"  engine time outside skills (s): {engine_seconds - sum(spent.values()):.2f} (shard writing, scene loading)")
     print(json.dumps(results))

@@ -85,6 +85,7 @@ def scenes_generate(
     video: Annotated[bool, typer.Option("--video/--no-video", help="Render a walk-through video per scene.")] = True,
     video_frames: Annotated[tuple[int, int], typer.Option("--video-frames", help="Min and max video frames.")] = (30, 120),
     video_fps: Annotated[float, typer.Option("--video-fps", min=0.1, help="Video frame rate.")] = 4.0,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the jobs as Ray tasks: 'local' (start Ray here), 'auto' (this node's cluster) or an address (ray://host:10001). Outputs go to --out, which every node must see. pip install 'vst[ray]'.")] = None,
 ) -> None:
     """Generate seeded procedural rooms and render their frames (resumable: finished scenes are skipped)."""
     from vst.scene.cameras import CameraConfig
@@ -102,7 +103,7 @@ def scenes_generate(
                 progress.console.print(f"[yellow]skipped {identifier}: {error}[/]", highlight=False)
             progress.advance(task)
 
-        result = generate_scenes(out, n, seed, config, workers, on_scene)
+        result = generate_scenes(out, n, seed, config, workers, on_scene, ray_address=ray)
     elapsed = time.perf_counter() - start
     rate = result.frames / elapsed if elapsed > 0 else 0.0
     console.print(
@@ -141,6 +142,7 @@ def scenes_import(
     pairs: Annotated[int, typer.Option("--pairs", min=0, help="View pairs per scene.")] = 4,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Format option KEY=VALUE, e.g. labels=nyu40 (scannet), split=val (embodiedscan); repeatable.")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the jobs as Ray tasks: 'local' (start Ray here), 'auto' (this node's cluster) or an address (ray://host:10001). Outputs go to --out, which every node must see. pip install 'vst[ray]'.")] = None,
 ) -> None:
     """Import real RGB-D scans as vst scenes (resumable: finished scenes are skipped; a bad scene is reported and skipped)."""
     from vst.scene.importers import ImportOptions, import_scenes, reader
@@ -162,7 +164,7 @@ def scenes_import(
                     progress.console.print(Text(f"skipped {identifier}: {error}", style="yellow"))
                 progress.advance(task)
 
-            result = import_scenes(fmt, src, out, scene, options, workers, on_scene)
+            result = import_scenes(fmt, src, out, scene, options, workers, on_scene, ray_address=ray)
     elapsed = time.perf_counter() - start
     console.print(f"{len(result.imported)} imported, {len(result.skipped)} already there, {len(result.failed)} failed; "
                   f"{result.frames} frames in {elapsed:.1f} s -> {out}")
@@ -197,6 +199,7 @@ def data_generate(
     fov_unify: Annotated[bool, typer.Option("--fov-unify/--no-fov-unify", help="Rescale 3D-detection images to VST's virtual camera.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the jobs as Ray tasks: 'local' (start Ray here), 'auto' (this node's cluster) or an address (ray://host:10001). Outputs go to --out, which every node must see. pip install 'vst[ray]'.")] = None,
 ) -> None:
     """Generate VST-P samples from scenes into a parquet shard (resumable; shards are independent)."""
     from vst.data.engine import EngineConfig, plan_scenes, run
@@ -216,7 +219,7 @@ def data_generate(
                     progress.console.print(f"[yellow]skipped scene {name}: {skipped}[/]", highlight=False)
                 progress.advance(task)
 
-            manifest = run(config, on_scene, workers)
+            manifest = run(config, on_scene, workers, ray_address=ray)
     console.print(f"{manifest['rows']} samples, {len(manifest['counts_per_skill'])} skills, {len(manifest['skipped_scenes'])} scenes skipped -> {out / manifest['shard']}")
     for key, error in manifest["skill_errors"].items():
         console.print(f"[yellow]skill error {key}: {error}[/]", highlight=False)
