@@ -18,12 +18,11 @@ Phones record in any orientation (metadata.csv `sky_direction`): every frame is 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from vst.scene.importers.common import (ImportError_, ImportOptions, Intrinsics, LabelledMesh, RawFrame, RawScene,
+from vst.scene.importers.common import (read_json, ImportError_, ImportOptions, Intrinsics, LabelledMesh, RawFrame, RawScene,
                                         axis_angle_matrix, invert_rigid, is_structure, obb_from_axes, points_in_boxes,
                                         read_depth_png, read_mesh, read_rgb, readable_category, rigid, room_from_points,
                                         upright)
@@ -71,10 +70,7 @@ def _timestamp(path: Path, video_id: str) -> str:
 
 
 def read_objects(path: Path) -> list[ObjectInstance]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ImportError_(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from None
+    data = read_json(path)
     objects = []
     for index, item in enumerate(data.get("data", [])):
         try:

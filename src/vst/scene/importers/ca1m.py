@@ -43,16 +43,15 @@ member, at their byte offsets (so only plain, uncompressed tars are supported, a
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from vst.scene.importers.common import (ImportError_, ImportOptions, Intrinsics, RawFrame, RawScene, is_structure,
+                                        read_depth_png, read_rgb,
                                         proper_rotation, readable_category, resample_plane)
 from vst.scene.types import OBB, ObjectInstance, Room
 
@@ -195,22 +194,11 @@ def read_member(path: Path, member: Member) -> bytes:
 
 
 def _decode_rgb(path: Path, member: Member) -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(read_member(path, member))) as image:
-            return np.asarray(image.convert("RGB"))
-    except OSError as error:
-        raise ImportError_(f"{path}:{member.name}: not a readable image ({error})") from None
+    return read_rgb(read_member(path, member), name=f"{path}:{member.name}")
 
 
 def _decode_depth(path: Path, member: Member) -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(read_member(path, member))) as image:
-            plane = np.asarray(image)
-    except OSError as error:
-        raise ImportError_(f"{path}:{member.name}: not a readable depth image ({error})") from None
-    if plane.ndim != 2:
-        raise ImportError_(f"{path}:{member.name}: depth must be one uint16 channel, got shape {plane.shape}")
-    return plane.astype(np.float32) / DEPTH_UNITS
+    return read_depth_png(read_member(path, member), DEPTH_UNITS, name=f"{path}:{member.name}")
 
 
 # -- conventions ----------------------------------------------------------------------------------------------------------

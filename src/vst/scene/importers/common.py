@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -260,24 +261,41 @@ def box_from_points(points: np.ndarray) -> OBB:
 
 
 # -- files ------------------------------------------------------------------------------------------------------------
-def read_rgb(path: Path) -> np.ndarray:
+def _open(source: Path | bytes):
+    import io
+
+    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+def read_rgb(source: Path | bytes, name: str | None = None) -> np.ndarray:
+    """An image file (or its bytes; `name` says where they came from) -> (H, W, 3) uint8."""
     try:
-        with Image.open(path) as image:
+        with _open(source) as image:
             return np.asarray(image.convert("RGB"))
     except OSError as error:
-        raise ImportError_(f"{path}: not a readable image ({error})") from None
+        raise ImportError_(f"{name or source}: not a readable image ({error})") from None
 
 
-def read_depth_png(path: Path, units_per_metre: float = 1000.0) -> np.ndarray:
-    """A one-channel uint16 depth PNG -> float32 metres."""
+def read_depth_png(source: Path | bytes, units_per_metre: float = 1000.0, name: str | None = None) -> np.ndarray:
+    """A one-channel uint16 depth PNG (a file or its bytes) -> float32 metres."""
+    name = name or source
     try:
-        with Image.open(path) as image:
+        with _open(source) as image:
             plane = np.asarray(image)
     except OSError as error:
-        raise ImportError_(f"{path}: not a readable depth image ({error})") from None
+        raise ImportError_(f"{name}: not a readable depth image ({error})") from None
     if plane.ndim != 2:
-        raise ImportError_(f"{path}: depth must be one uint16 channel, got shape {plane.shape}")
+        raise ImportError_(f"{name}: depth must be one uint16 channel, got shape {plane.shape}")
     return plane.astype(np.float32) / units_per_metre
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ImportError_(f"{path}: file not found") from None
+    except json.JSONDecodeError as error:
+        raise ImportError_(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from None
 
 
 def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

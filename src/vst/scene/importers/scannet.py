@@ -20,13 +20,12 @@ has no official OBBs). Masks: the mesh, labelled per vertex from the segment gro
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from vst.scene.importers.common import (ImportError_, ImportOptions, Intrinsics, LabelledMesh, RawFrame, RawScene,
+from vst.scene.importers.common import (read_json, ImportError_, ImportOptions, Intrinsics, LabelledMesh, RawFrame, RawScene,
                                         box_from_points, is_structure, read_depth_png, read_mesh, read_rgb,
                                         readable_category, room_from_points)
 from vst.scene.types import ObjectInstance
@@ -97,12 +96,12 @@ def read_scene(src: Path, scene_id: str, options: ImportOptions) -> RawScene:
     vertices, faces, colors = read_mesh(folder / f"{scene_id}_vh_clean_2.ply")
     vertices = vertices @ align[:3, :3].T + align[:3, 3]
     segs_path = folder / f"{scene_id}_vh_clean_2.0.010000.segs.json"
-    segments = np.asarray(_json(segs_path).get("segIndices", []), dtype=np.int64)
+    segments = np.asarray(read_json(segs_path).get("segIndices", []), dtype=np.int64)
     if len(segments) != len(vertices):
         raise ImportError_(f"{segs_path}: segIndices: {len(segments)} entries for {len(vertices)} mesh vertices")
     aggregation_path = next((p for p in (folder / f"{scene_id}.aggregation.json", folder / f"{scene_id}_vh_clean.aggregation.json")
                              if p.is_file()), folder / f"{scene_id}.aggregation.json")
-    groups = _json(aggregation_path).get("segGroups", [])
+    groups = read_json(aggregation_path).get("segGroups", [])
     column = "nyu40class" if options.extra.get("labels") == "nyu40" else "category"
     table = label_table(src, column)
     vertex_ids = np.zeros(len(vertices), dtype=np.int32)
@@ -130,15 +129,6 @@ def _align(frame: RawFrame, align: np.ndarray) -> RawFrame:
     if np.isfinite(frame.cam_to_world).all():  # lost frames (-inf) stay invalid and are skipped by select_frames
         frame.cam_to_world = align @ frame.cam_to_world
     return frame
-
-
-def _json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ImportError_(f"{path}: file not found") from None
-    except json.JSONDecodeError as error:
-        raise ImportError_(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from None
 
 
 def _frames(folder: Path) -> list[RawFrame]:

@@ -18,7 +18,6 @@ Objects: instance id = objectId + 1, box from `obb`, masks from the mesh labelle
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zlib
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vst.scene.importers.common import (ImportError_, ImportOptions, Intrinsics, LabelledMesh, RawFrame, RawScene,
+from vst.scene.importers.common import (read_json, ImportError_, ImportOptions, Intrinsics, LabelledMesh, RawFrame, RawScene,
                                         is_structure, obb_from_axes, plan_sequences, read_depth_png, read_mesh, read_rgb,
                                         readable_category, room_from_points, select_frames)
 from vst.scene.types import ObjectInstance
@@ -46,15 +45,6 @@ def list_scenes(src: Path, options: ImportOptions | None = None) -> list[str]:
     root = src / "data" if (src / "data").is_dir() else src
     return sorted(p.name for p in root.iterdir() if (p / "scans" / "segments_anno.json").is_file()
                   and (p / "iphone" / "pose_intrinsic_imu.json").is_file())
-
-
-def _json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ImportError_(f"{path}: file not found") from None
-    except json.JSONDecodeError as error:
-        raise ImportError_(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from None
 
 
 def depth_bin_frames(path: Path, wanted: set[int], height: int = DEPTH_HEIGHT, width: int = DEPTH_WIDTH) -> dict[int, np.ndarray]:
@@ -187,13 +177,13 @@ def _rgb_size(iphone: Path) -> tuple[int, int]:
 def read_scene(src: Path, scene_id: str, options: ImportOptions) -> RawScene:
     folder = _scene_dir(src, scene_id)
     vertices, faces, colors = read_mesh(folder / "scans" / "mesh_aligned_0.05.ply")
-    segments = np.asarray(_json(folder / "scans" / "segments.json").get("segIndices", []), dtype=np.int64)
+    segments = np.asarray(read_json(folder / "scans" / "segments.json").get("segIndices", []), dtype=np.int64)
     if len(segments) != len(vertices):
         raise ImportError_(f"{folder / 'scans' / 'segments.json'}: segIndices: {len(segments)} entries for {len(vertices)} vertices")
     anno_path = folder / "scans" / "segments_anno.json"
     vertex_ids = np.zeros(len(vertices), dtype=np.int32)
     objects = []
-    for index, group in enumerate(_json(anno_path).get("segGroups", [])):
+    for index, group in enumerate(read_json(anno_path).get("segGroups", [])):
         try:
             instance_id, label = int(group["objectId"]) + 1, str(group["label"])
             members = np.isin(segments, np.asarray(group["segments"], dtype=np.int64))
@@ -206,7 +196,7 @@ def read_scene(src: Path, scene_id: str, options: ImportOptions) -> RawScene:
         objects.append(ObjectInstance(instance_id=instance_id, category=category, raw_label=label, box=box,
                                       is_structure=is_structure(category)))
     iphone = folder / "iphone"
-    poses = _json(iphone / "pose_intrinsic_imu.json")
+    poses = read_json(iphone / "pose_intrinsic_imu.json")
     rgb_width, rgb_height = _rgb_size(iphone)
     frames = []
     for key in sorted(poses):
