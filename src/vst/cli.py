@@ -155,6 +155,8 @@ def scenes_import(
                 raise ValueError(f"--option {item}: expected KEY=VALUE")
             extra[key] = value
         options = ImportOptions(stride=stride, max_frames=max_frames, max_side=max_side, fps=fps, stills=stills, pairs=pairs, extra=extra)
+        if not src.exists():
+            raise FileNotFoundError(f"{src}: no such file or folder")
         with progress_bar() as progress:
             task = progress.add_task(f"{fmt} scenes", total=len(scene) if scene else len(reader(fmt).list_scenes(src, options)))
             start = time.perf_counter()
