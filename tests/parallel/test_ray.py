@@ -29,6 +29,10 @@ def _free_port() -> int:
 def cluster(tmp_path_factory):
     port = _free_port()
     root = Path(__file__).resolve().parents[2]
+    # a private test cluster: no token authentication (Ray 2.5x enables it by default and keeps the token in ~/.ray,
+    # which another cluster on the same machine, or an earlier one, may have replaced)
+    previous = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # for the connections this process makes
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
            "RAY_USAGE_STATS_ENABLED": "0"}
     temp = Path("/tmp") / f"vst-ray-{port}"  # Ray's socket paths must stay short
@@ -45,6 +49,10 @@ def cluster(tmp_path_factory):
             ray.shutdown()
         subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = previous
 
 
 @pytest.fixture(scope="module")
