@@ -255,6 +255,8 @@ def data_reason(
     teacher_concurrency: Annotated[int, typer.Option("--teacher-concurrency", min=1, help="Teacher requests in flight.")] = 8,
     general: Annotated[Optional[list[str]], typer.Option("--general", help="CATEGORY=FILE of general reasoning data (gr_math, gr_ocr, gr_knowledge; .json/.jsonl/.parquet); repeatable.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the scenes as Ray tasks: 'local', 'auto' or an address (ray://host:10001); --out must be shared storage. pip install 'vst[ray]'.")] = None,
 ) -> None:
     """VST-R: chain-of-thought traces and rule-checkable RL prompts from scenes (resumable; teacher answers are cached)."""
     from vst.data.engine import list_scenes
@@ -277,7 +279,7 @@ def data_reason(
                     progress.console.print(f"[yellow]skipped scene {name}: {skipped}[/]", highlight=False)
                 progress.advance(task)
 
-            manifest = run_reason(config, on_scene)
+            manifest = run_reason(config, on_scene, workers, ray_address=ray)
     outputs = manifest["outputs"]
     console.print(f"{outputs['cot']['rows']} CoT samples -> {out / outputs['cot']['file']}; {outputs['rl']['rows']} RL prompts -> {out / outputs['rl']['file']}")
     if manifest["teacher"]:

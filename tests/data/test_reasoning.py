@@ -305,3 +305,11 @@ def test_teacher_prompt_shows_images_then_the_bev_and_the_ground_truth(scenes, t
     prompt = teacher.prompt(ctx, item)
     assert len(prompt.images) == len(item.images) + 1 and prompt.images[-1][:8] == b"\x89PNG\r\n\x1a\n"
     assert "Correct answer:" in prompt.text and '"Cam-1"' in prompt.text and "<think>" in prompt.system
+
+
+def test_worker_processes_give_the_same_bytes(templated, scenes, tmp_path):
+    out, _ = templated
+    run_reason(ReasonConfig(scenes=scenes, out=tmp_path / "two", recipe=load_reason_recipe("vst-r"), n=80, seed=0),
+               workers=2)
+    for name in ("vst-r-cot.parquet", "vst-r-rl.parquet"):
+        assert (tmp_path / "two" / name).read_bytes() == (out / name).read_bytes()

@@ -1,5 +1,6 @@
-"""`--ray` on a real local Ray cluster (`ray start --head`, 2 CPUs, started and stopped here): the same bytes as one
-process, a worker killed mid-task retried with nothing lost or doubled, and a resume after the driver is killed."""
+"""`--ray` on a real local Ray cluster (`ray start --head`, 2 CPUs, started and stopped here): VST-P shards, VST-R
+outputs and scenes in the same bytes as one process, a worker killed mid-task retried with nothing lost or doubled,
+and a resume after the driver is killed."""
 
 import filecmp
 import os
@@ -127,3 +128,15 @@ def test_ray_flag_without_ray_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RuntimeError, match="pip install 'vst\\[ray\\]'"):
         connect_ray("local")
+
+
+def test_ray_reason_outputs_are_byte_identical(cluster, scenes, tmp_path):
+    address, env = cluster
+    runs = {}
+    for name, extra in (("one", []), ("ray", ["--ray", address])):
+        command = [sys.executable, "-m", "vst.cli", "data", "reason", "--scenes", str(scenes), "--out",
+                   str(tmp_path / name), "--n", "60", "--seed", "0", *extra]
+        runs[name] = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert runs[name].returncode == 0, runs[name].stderr[-2000:]
+    for file in ("vst-r-cot.parquet", "vst-r-rl.parquet"):
+        assert filecmp.cmp(tmp_path / "one" / file, tmp_path / "ray" / file, shallow=False)

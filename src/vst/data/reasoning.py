@@ -372,9 +372,11 @@ class ReasonConfig:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_reason(config: ReasonConfig, on_scene=None) -> dict:
+def run_reason(config: ReasonConfig, on_scene=None, workers: int = 1, ray_address: str | None = None) -> dict:
     """Generate VST-R into `config.out`; returns the manifest (also written as manifest.json). Finished scenes are kept
-    under `.parts/` so `resume=True` continues an interrupted run; the teacher's answers are cached on disk."""
+    under `.parts/` so `resume=True` continues an interrupted run; the teacher's answers are cached on disk. Scenes
+    run in this process, in `workers` processes or as Ray tasks (vst.parallel), each with its own teacher client;
+    the outputs are the same bytes either way."""
     from collections import Counter
 
     from vst.data.engine import list_scenes
@@ -385,29 +387,30 @@ def run_reason(config: ReasonConfig, on_scene=None) -> dict:
         raise ValueError("--teacher-url and --teacher-model go together")
     parts, manifest_path, fingerprint = config.out / PARTS_DIR, config.out / "manifest.json", config.fingerprint()
     start_parts(parts, manifest_path, fingerprint, config.resume, "run", "recipe, n, seed, teacher or vst version")
-    teacher = None
-    if config.teacher_url is not None:
-        from vst.data.teacher import Teacher
-
-        teacher = Teacher(config.teacher_url, config.teacher_model, config.out / ".teacher_cache", concurrency=config.teacher_concurrency,
-                          **config.teacher_options)
-
     totals = config.recipe.spatial_quotas(config.n)
-    records, skipped, errors = {}, {}, {}
+    records, skipped, errors, todo = {}, {}, {}, []
     for scene_index, folder in enumerate(folders):
         record_path = parts / f"{folder.name}.json"
         if record_path.is_file():
-            record = json.loads(record_path.read_text())
+            records[folder.name] = json.loads(record_path.read_text())
+            if on_scene:
+                on_scene(folder.name, sum(records[folder.name].get("rows", {}).values()), records[folder.name].get("skipped"))
         else:
-            record = _reason_part(config, folder, scene_index, len(folders), totals, teacher, parts)
-            if not record.get("teacher", {}).get("failed"):  # a scene with failed teacher requests is redone by --resume
-                write_json(record_path, record)
-        records[folder.name] = record
-        if record.get("skipped"):
-            skipped[folder.name] = record["skipped"]
-        errors.update({f"{folder.name}/{k}": v for k, v in record.get("errors", {}).items()})
+            todo.append((config, folder, scene_index, len(folders), totals, parts))
+    from vst.parallel import map_jobs
+
+    for name, record in map_jobs(_reason_job, todo, workers, ray_address):
+        if not record.get("teacher", {}).get("failed"):  # a scene with failed teacher requests is redone by --resume
+            write_json(parts / f"{name}.json", record)
+        records[name] = record
         if on_scene:
-            on_scene(folder.name, sum(record.get("rows", {}).values()), record.get("skipped"))
+            on_scene(name, sum(record.get("rows", {}).values()), record.get("skipped"))
+    records = {folder.name: records[folder.name] for folder in folders}  # scene order, however they finished
+    teacher = config.teacher_url is not None
+    for name, record in records.items():
+        if record.get("skipped"):
+            skipped[name] = record["skipped"]
+        errors.update({f"{name}/{k}": v for k, v in record.get("errors", {}).items()})
 
     general_rows, general_problems = _general_parts(config, parts)
     counts: dict[str, Counter] = {split: Counter() for split in SPLITS}
@@ -439,6 +442,18 @@ def run_reason(config: ReasonConfig, on_scene=None) -> dict:
     }
     write_json(manifest_path, manifest)
     return manifest
+
+
+def _reason_job(job: tuple) -> tuple[str, dict]:
+    """One scene, in whichever process runs it: its own teacher client (the answer cache is shared on disk)."""
+    config, folder, scene_index, scene_count, totals, parts = job
+    teacher = None
+    if config.teacher_url is not None:
+        from vst.data.teacher import Teacher
+
+        teacher = Teacher(config.teacher_url, config.teacher_model, config.out / ".teacher_cache",
+                          concurrency=config.teacher_concurrency, **config.teacher_options)
+    return folder.name, _reason_part(config, folder, scene_index, scene_count, totals, teacher, parts)
 
 
 def _reason_part(config: ReasonConfig, folder: Path, scene_index: int, scene_count: int, totals: dict, teacher, parts: Path) -> dict:
