@@ -61,6 +61,22 @@ def map_jobs(function: Callable[[Any], Any], jobs: Iterable[Any], workers: int =
             yield future.result()
 
 
+def collect(outcomes: Iterable[tuple[str, int, str | None]], done: list, failed: dict,
+            on_item: Callable[[str, int, str | None], None] | None = None) -> int:
+    """Sort (name, count, error or None) outcomes into `done` names and `failed` {name: error}, telling `on_item` of
+    each; returns the sum of the counts of the done ones."""
+    total = 0
+    for name, count, error in outcomes:
+        if error is None:
+            done.append(name)
+            total += count
+        else:
+            failed[name] = error
+        if on_item:
+            on_item(name, count, error)
+    return total
+
+
 def connect_ray(address: str):
     """The `ray` module, connected to `address` ("local", "auto", "ray://…" or "host:port"); a clear error without Ray."""
     try:

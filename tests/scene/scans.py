@@ -118,6 +118,18 @@ class Views:
     def close(self):
         self.renderer.release()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def render(k: Intrinsics, cam_to_world: np.ndarray):
+    """(rgb, planar depth, ids) of one view of the world, with a renderer made for it."""
+    with Views() as views:
+        return views(k, cam_to_world)
+
 
 def box_corners(box: dict) -> np.ndarray:
     signs = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])

@@ -73,12 +73,9 @@ def write_arkitscenes(root, poses, views) -> list[str]:
 @pytest.fixture(scope="module")
 def arkit_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("arkitscenes")
-    views = scans.Views()
     poses = [scans.top_down_pose()] + scans.orbit_poses(9)
-    try:
+    with scans.Views() as views:
         stamps = write_arkitscenes(root, poses, views)
-    finally:
-        views.close()
     return root, poses, stamps
 
 
@@ -93,11 +90,8 @@ def test_boxes_poses_and_upright_frames(arkit_root):
         np.testing.assert_allclose(frame.cam_to_world, pose, atol=1e-5)  # inverse of the traj's world -> camera
         assert (frame.intrinsics.width, frame.intrinsics.height) == (256, 192)  # sideways frames turned upright
     # a turned frame's pixels equal the upright render
-    views = scans.Views()
-    try:
+    with scans.Views() as views:
         want, _, _ = views(K, poses[1])
-    finally:
-        views.close()
     got = raw.frames[1].rgb()
     assert np.abs(got.astype(int) - want.astype(int)).mean() < 2
     # mesh vertices are labelled by the boxes that contain them

@@ -159,22 +159,11 @@ def camera_poses() -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def ca1m_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("ca1m")
-    views = scans.Views()
     poses = camera_poses()
-    try:
+    with scans.Views() as views:
         write_ca1m(root / "val" / f"ca1m-val-{VIDEO_A}.tar", VIDEO_A, poses, views, np.eye(3), with_world=True)
         write_ca1m(root / "train" / f"ca1m-train-{VIDEO_B}.tar", VIDEO_B, poses, views, TO_Z_UP["+y"].T, with_world=False)
-    finally:
-        views.close()
     return root, poses
-
-
-def rendered(k, pose):
-    views = scans.Views()
-    try:
-        return views(k, pose)
-    finally:
-        views.close()
 
 
 def test_member_keys_follow_upstream_grouping():
@@ -203,7 +192,7 @@ def test_world_boxes_poses_and_depth_sources(ca1m_root):
         np.testing.assert_allclose(frame.cam_to_world, pose, atol=1e-5)
         assert frame.intrinsics == IMAGE_K and frame.depth_intrinsics == GT_K
     assert raw.frames[0].rgb().shape == (IMAGE_K.height, IMAGE_K.width, 3)
-    _, truth, _ = rendered(GT_K, poses[1])
+    _, truth, _ = scans.render(GT_K, poses[1])
     unregistered = raw.frames[1].depth()  # all-zero laser depth: the ARKit depth, resampled onto the laser grid
     assert unregistered.shape == (GT_K.height, GT_K.width)
     assert unregistered[GT_K.height // 2, GT_K.width // 2] == pytest.approx(2.2, abs=0.002)
@@ -265,7 +254,7 @@ def test_import_writes_planar_depth_and_masks(ca1m_root, tmp_path):
     # the half-registered frame: the unregistered half filled from the ARKit depth
     half = frames[str(T0 + 2 * STEP)]
     depth = np.asarray(Image.open(tmp_path / VIDEO_A / half.depth_path)).astype(float) / half.depth_scale
-    _, truth, _ = rendered(IMAGE_K, poses[2])
+    _, truth, _ = scans.render(IMAGE_K, poses[2])
     left = slice(0, IMAGE_K.width // 2 - 4)
     assert (depth[:, left] > 0).mean() == pytest.approx((truth[:, left] > 0).mean(), abs=0.05)
     both = (depth > 0) & (truth > 0)

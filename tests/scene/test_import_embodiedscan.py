@@ -167,13 +167,10 @@ def _matterport_scene(root, pose, views) -> dict:
 @pytest.fixture(scope="module")
 def es_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("embodiedscan")
-    views = scans.Views()
     poses = [scans.top_down_pose()] + scans.orbit_poses(6)
-    try:
+    with scans.Views() as views:
         scenes = [_scannet_scene(root, poses, views), _3rscan_scene(root, poses[2:4], views),
                   _matterport_scene(root, poses[0], views)]
-    finally:
-        views.close()
     missing = {"sample_idx": "arkitscenes/Training/40753679", "axis_align_matrix": np.eye(4), "instances": [],
                "images": [{"img_path": "arkitscenes/Training/40753679/40753679_frames/lowres_wide/40753679_6845.803.png",
                            "depth_path": "arkitscenes/Training/40753679/40753679_frames/lowres_depth/40753679_6845.803.png",
@@ -281,8 +278,7 @@ def test_3rscan_sideways_frames_turned_upright(es_root):
     raw = read_scene(root, RSCAN, ImportOptions())
     assert [f.frame_id for f in raw.frames] == ["frame-000000_color", "frame-000001_color"]
     assert raw.frames[1].timestamp == pytest.approx(1 / 3)
-    views = scans.Views()
-    try:
+    with scans.Views() as views:
         for frame, pose in zip(raw.frames, poses[2:4]):
             np.testing.assert_allclose(frame.cam_to_world, pose, atol=1e-5)
             assert frame.intrinsics == COLOR_K and frame.depth_intrinsics is None
@@ -290,8 +286,6 @@ def test_3rscan_sideways_frames_turned_upright(es_root):
             assert np.abs(frame.rgb().astype(int) - want_rgb.astype(int)).mean() < 2
             close = np.abs(frame.depth() - want_depth) < 0.001  # all but a few silhouette pixels
             assert close.mean() > 0.98
-    finally:
-        views.close()
 
 
 def test_depth_intrinsics_lookup():

@@ -154,12 +154,9 @@ def write_hypersim(root, views) -> dict:
 @pytest.fixture(scope="module")
 def hypersim_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("hypersim")
-    views = scans.Views()
-    try:
+    with scans.Views() as views:
         truth = write_hypersim(root, views)
         rendered = {frame_id: views(K_TRUE, pose) for frame_id, pose in truth.items()}
-    finally:
-        views.close()
     return root, truth, rendered
 
 

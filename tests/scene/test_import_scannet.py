@@ -77,12 +77,9 @@ def write_scannet(root, poses, views) -> None:
 @pytest.fixture(scope="module")
 def scannet_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("scannet")
-    views = scans.Views()
     poses = [scans.top_down_pose()] + scans.orbit_poses(13)
-    try:
+    with scans.Views() as views:
         write_scannet(root, poses, views)
-    finally:
-        views.close()
     return root, poses
 
 

@@ -81,13 +81,10 @@ def write_scannetpp(root, scene_id: str, poses, views, encoding: str) -> None:
 @pytest.fixture(scope="module")
 def scannetpp_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("scannetpp")
-    views = scans.Views()
     poses = [scans.top_down_pose()] + scans.orbit_poses(11)
-    try:
+    with scans.Views() as views:
         write_scannetpp(root, "0a5c013435", poses, views, "deflate")
         write_scannetpp(root, "0b031f3119", poses, views, "lz4")
-    finally:
-        views.close()
     return root, poses
 
 
@@ -113,20 +110,12 @@ def test_scene_boxes_poses_and_reprojection(scannetpp_root):
     # reprojection: depth back-projected with aligned_pose lands on the mesh's own ids (sofa points inside its box)
     depth = frame.depth()
     points = backproject(depth, frame.depth_intrinsics, frame.cam_to_world)
-    _, _, ids = scans_views_ids(frame.depth_intrinsics, poses[3])
+    _, _, ids = scans.render(frame.depth_intrinsics, poses[3])
     on_sofa = points[ids == scans.SOFA_ID]
     local = (on_sofa - scans.SOFA["center"]) @ scans.box_rotation(scans.SOFA)
     assert np.all(np.abs(local) <= scans.SOFA["size"] / 2 + 0.01)
     rgb = frame.rgb()
     assert rgb.shape == (240, 320, 3)
-
-
-def scans_views_ids(k, pose):
-    views = scans.Views()
-    try:
-        return views(k, pose)
-    finally:
-        views.close()
 
 
 def test_import_both_depth_encodings(scannetpp_root, tmp_path):

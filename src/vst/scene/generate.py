@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from vst import __version__
-from vst.parallel import map_jobs
+from vst.parallel import collect, map_jobs
 from vst.scene.capture import render_scene
 from vst.scene.procedural import ProceduralConfig, generate_layout
 from vst.scene.types import SCENE_FILE, atomic_write_text
@@ -116,20 +116,9 @@ def generate_scenes(
                 on_scene(identifier, 0, None)
         else:
             todo.append((out, seed, index, config))
-    _collect(map_jobs(_build_or_error, todo, workers, ray_address), result, on_scene)
+    result.frames += collect(map_jobs(_build_or_error, todo, workers, ray_address), result.generated, result.failed, on_scene)
     _write_manifest(out, n, seed, config, fingerprint, result)
     return result
-
-
-def _collect(outcomes, result: GenerationResult, on_scene) -> None:
-    for identifier, frames, error in outcomes:
-        if error is None:
-            result.generated.append(identifier)
-            result.frames += frames
-        else:
-            result.failed[identifier] = error
-        if on_scene:
-            on_scene(identifier, frames, error)
 
 
 def _write_manifest(out: Path, n: int, seed: int, config: ProceduralConfig, fingerprint: str, result: GenerationResult) -> None:

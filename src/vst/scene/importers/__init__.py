@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from vst.parallel import map_jobs
+from vst.parallel import collect, map_jobs
 from vst.scene.importers.common import ImportOptions, RawScene, write_scene
 from vst.scene.types import SCENE_FILE, atomic_write_text
 
@@ -84,20 +84,9 @@ def import_scenes(fmt: str, src: str | Path, out: str | Path, scene_ids: list[st
                 on_scene(scene_id, 0, None)
         else:
             todo.append((fmt, str(src), str(out), scene_id, options))
-    _collect(map_jobs(_import_one, todo, workers, ray_address), result, on_scene)
+    result.frames += collect(map_jobs(_import_one, todo, workers, ray_address), result.imported, result.failed, on_scene)
     manifest = {"source": fmt, "src": str(src), "options": asdict(options), "license": module.LICENSE,
                 "scenes": sorted(p.name for p in out.iterdir() if p.is_dir() and (p / SCENE_FILE).is_file()),
                 "failed": dict(sorted(result.failed.items()))}
     atomic_write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
     return result
-
-
-def _collect(outcomes, result: ImportResult, on_scene) -> None:
-    for scene_id, frames, error in outcomes:
-        if error is None:
-            result.imported.append(scene_id)
-            result.frames += frames
-        else:
-            result.failed[scene_id] = error
-        if on_scene:
-            on_scene(scene_id, frames, error)
