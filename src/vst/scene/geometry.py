@@ -228,19 +228,14 @@ def point_box_distance(points, box: Box | Sequence) -> np.ndarray:
 def boxes_overlap(box_a: Box | Sequence, box_b: Box | Sequence, tolerance: float = 1e-9) -> bool:
     """Separating-axis test for two solid oriented boxes (touching counts as overlapping)."""
     a, b = as_box(box_a), as_box(box_b)
-    axes = [a.rotation[:, i] for i in range(3)] + [b.rotation[:, i] for i in range(3)]
-    axes += [np.cross(a.rotation[:, i], b.rotation[:, j]) for i in range(3) for j in range(3)]
-    offset = b.center - a.center
-    for axis in axes:
-        norm = np.linalg.norm(axis)
-        if norm < 1e-9:
-            continue
-        axis = axis / norm
-        radius_a = np.sum(np.abs(axis @ a.rotation) * a.size / 2.0)
-        radius_b = np.sum(np.abs(axis @ b.rotation) * b.size / 2.0)
-        if abs(axis @ offset) > radius_a + radius_b + tolerance:
-            return False
-    return True
+    # the 15 candidate axes at once: both boxes' axes, then a_i x b_j (i outer, j inner)
+    crosses = np.cross(a.rotation.T[:, None, :], b.rotation.T[None, :, :]).reshape(9, 3)
+    axes = np.concatenate([a.rotation.T, b.rotation.T, crosses])
+    norms = np.linalg.norm(axes, axis=1)
+    axes = axes[norms >= 1e-9] / norms[norms >= 1e-9, None]
+    radius_a = (np.abs(axes @ a.rotation) * (a.size / 2.0)).sum(axis=1)
+    radius_b = (np.abs(axes @ b.rotation) * (b.size / 2.0)).sum(axis=1)
+    return bool(np.all(np.abs(axes @ (b.center - a.center)) <= radius_a + radius_b + tolerance))
 
 
 def _edge_plane_points(box_edges: Box, box_planes: Box) -> np.ndarray:
