@@ -41,30 +41,34 @@ class SceneContext:
         self._memo: dict[tuple, Any] = {}
 
     # -- buffers -------------------------------------------------------------------------------------------
+    # Decoded planes are cached per file, not per frame: imported scans list one picture as a video frame, a still and
+    # a view-pair frame (three frame ids, one file).
     def image(self, frame: Frame) -> Image.Image:
-        if frame.frame_id not in self._images:
-            path = self.folder / frame.image_path
+        path = self.folder / frame.image_path
+        if path not in self._images:
             try:
                 with Image.open(path) as image:
-                    rgb = image.convert("RGB")
+                    self._images[path] = image.convert("RGB")
             except (OSError, SyntaxError, ValueError) as error:  # PIL: unidentified, truncated or corrupt
                 raise SceneError(f"{path}: frame {frame.frame_id}: not a readable image ({error})") from None
-            declared = (frame.intrinsics.width, frame.intrinsics.height)
-            if rgb.size != declared:  # markers and projections would land off the picture
-                raise SceneError(f"{path}: frame {frame.frame_id}: image is {rgb.size[0]}x{rgb.size[1]}, its "
-                                 f"intrinsics say {declared[0]}x{declared[1]}")
-            self._images[frame.frame_id] = rgb
-        return self._images[frame.frame_id]
+        rgb = self._images[path]
+        declared = (frame.intrinsics.width, frame.intrinsics.height)
+        if rgb.size != declared:  # markers and projections would land off the picture
+            raise SceneError(f"{path}: frame {frame.frame_id}: image is {rgb.size[0]}x{rgb.size[1]}, its "
+                             f"intrinsics say {declared[0]}x{declared[1]}")
+        return rgb
 
     def instance_ids(self, frame: Frame) -> np.ndarray:
-        if frame.frame_id not in self._ids:
-            self._ids[frame.frame_id] = read_instance_ids(self.folder / frame.instance_path)
-        return self._ids[frame.frame_id]
+        path = self.folder / frame.instance_path
+        if path not in self._ids:
+            self._ids[path] = read_instance_ids(path)
+        return self._ids[path]
 
     def depth(self, frame: Frame) -> np.ndarray:
-        if frame.frame_id not in self._depth:
-            self._depth[frame.frame_id] = read_depth(self.folder / frame.depth_path, frame.depth_scale)
-        return self._depth[frame.frame_id]
+        key = (self.folder / frame.depth_path, frame.depth_scale)
+        if key not in self._depth:
+            self._depth[key] = read_depth(*key)
+        return self._depth[key]
 
     # -- objects -------------------------------------------------------------------------------------------
     @cached_property
@@ -112,7 +116,7 @@ class SceneContext:
         path = f"{self.scene.scene_id}/{frame.image_path}"
         if not markers:
             self.image(frame)  # decodes the whole file once: a truncated or foreign file raises here, not in a shard
-            return Media(self.memo(("file", frame.frame_id), lambda: (self.folder / frame.image_path).read_bytes()), path)
+            return Media(self.memo(("file", frame.image_path), lambda: (self.folder / frame.image_path).read_bytes()), path)
         return Media(encode_jpeg(np.asarray(draw_markers(self.image(frame), markers))), path)
 
     def video_media(self, frames: list[Frame], fps: float) -> Media:
