@@ -18,6 +18,7 @@ Phones record in any orientation (metadata.csv `sky_direction`): every frame is 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ POSE_TOLERANCE_S = 0.005
 MESH_MARGIN_M = 0.01  # a vertex on a box face belongs to it (annotated boxes touch their surfaces)
 
 
+@functools.cache  # one walk per process: a 3dod root holds millions of frame files, and every scene looks itself up
 def _video_dirs(src: Path) -> dict[str, Path]:
     return {p.parent.name: p.parent for p in src.rglob("*_3dod_annotation.json") if p.name == f"{p.parent.name}_3dod_annotation.json"}
 

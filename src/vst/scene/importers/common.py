@@ -414,27 +414,32 @@ def write_scene(raw: RawScene, out_dir: str | Path, options: ImportOptions, rend
     objects = raw.objects
     skeleton = Scene(scene_id=raw.scene_id, source=raw.source, objects=objects, license=raw.license)
     corners = object_corners(skeleton)
-    own_renderer = renderer is None
-    renderer = renderer or Renderer(antialias=False)
+    if raw.mesh is not None:
+        mesh = labelled_render_mesh(raw.mesh)
+    elif any(o.box is not None for o in objects):  # occlusion-free silhouettes of the boxes, for visible_frac
+        mesh = scene_mesh(skeleton.model_copy(update={"objects": [o for o in objects if not o.is_structure and o.box]}))
+    else:
+        mesh = None  # nothing to render: no renderer (a caller's is left alone)
+    own_renderer = mesh is not None and renderer is None
+    renderer = None if mesh is None else renderer or Renderer(antialias=False)
+    room_points = raw.room is None and raw.room_from_depth
     written: dict[str, Frame] = {}
+    clouds: list[np.ndarray] = []
     try:
-        if raw.mesh is not None:
-            renderer.set_mesh(labelled_render_mesh(raw.mesh))
-        elif any(o.box is not None for o in objects):  # occlusion-free silhouettes of the boxes, for visible_frac
-            renderer.set_mesh(scene_mesh(skeleton.model_copy(update={"objects": [o for o in objects if not o.is_structure and o.box]})))
-        else:
-            renderer = None if own_renderer else renderer
+        if renderer is not None:
+            renderer.set_mesh(mesh)
         plan = plan_sequences(stream, options)
         for raw_frame in {id(entry[0]): entry[0] for entry in plan}.values():
-            written[raw_frame.frame_id] = _write_frame(raw, raw_frame, out_dir, options, renderer, skeleton, corners)
+            written[raw_frame.frame_id], cloud = _write_frame(raw, raw_frame, out_dir, options, renderer, skeleton,
+                                                              corners, room_points)
+            if cloud is not None:
+                clouds.append(cloud)
     finally:
-        if own_renderer and renderer is not None:
+        if own_renderer:
             renderer.release()
     frames = [written[raw_frame.frame_id].model_copy(update={"frame_id": frame_id, "sequence": sequence, "timestamp": timestamp})
               for raw_frame, frame_id, sequence, timestamp in plan]
-    room = raw.room
-    if room is None and raw.room_from_depth:
-        room = _room_from_depth(out_dir, list(written.values()))
+    room = raw.room if not room_points else _room_from_clouds(clouds)
     scene = skeleton.model_copy(update={"frames": frames, "room": room,
                                         "fps": options.fps if any(f.sequence == "video" for f in frames) else None})
     scene = Scene.model_validate(scene.model_dump())  # validate the assembled scene once, as a reader would
@@ -445,19 +450,18 @@ def write_scene(raw: RawScene, out_dir: str | Path, options: ImportOptions, rend
 ROOM_PIXEL_STEP = 8  # every 8th pixel of every written frame's depth estimates a room for scans without a mesh
 
 
-def _room_from_depth(out_dir: Path, frames: list[Frame]) -> Room | None:
-    """The room seen by the frames' depth (scans without a mesh or structure boxes): `room_from_points` over
-    back-projected pixels; None when there is too little depth."""
-    from vst.scene.capture import read_depth
+def _room_cloud(depth_mm: np.ndarray, intrinsics: Intrinsics, pose: np.ndarray) -> np.ndarray:
+    """World points of every `ROOM_PIXEL_STEP`-th pixel of a frame's depth as written (uint16 millimetres)."""
+    depth = depth_mm[::ROOM_PIXEL_STEP, ::ROOM_PIXEL_STEP].astype(np.float32) / 1000.0
+    k = intrinsics
+    sparse = k.model_copy(update={"fx": k.fx / ROOM_PIXEL_STEP, "fy": k.fy / ROOM_PIXEL_STEP, "cx": k.cx / ROOM_PIXEL_STEP,
+                                  "cy": k.cy / ROOM_PIXEL_STEP, "width": depth.shape[1], "height": depth.shape[0]})
+    return backproject(depth, sparse, pose).reshape(-1, 3)
 
-    clouds = []
-    for frame in frames:
-        if frame.depth_path:
-            depth = read_depth(out_dir / frame.depth_path, frame.depth_scale)[::ROOM_PIXEL_STEP, ::ROOM_PIXEL_STEP]
-            k = frame.intrinsics
-            sparse = k.model_copy(update={"fx": k.fx / ROOM_PIXEL_STEP, "fy": k.fy / ROOM_PIXEL_STEP, "cx": k.cx / ROOM_PIXEL_STEP,
-                                          "cy": k.cy / ROOM_PIXEL_STEP, "width": depth.shape[1], "height": depth.shape[0]})
-            clouds.append(backproject(depth, sparse, frame.pose).reshape(-1, 3))
+
+def _room_from_clouds(clouds: list[np.ndarray]) -> Room | None:
+    """The room seen by the frames' depth (scans without a mesh or structure boxes): `room_from_points` over their
+    back-projected pixels; None when there is too little depth."""
     try:
         return room_from_points(np.concatenate(clouds)) if clouds else None
     except (ValueError, QhullError):  # too few points, or all on a line
@@ -465,7 +469,8 @@ def _room_from_depth(out_dir: Path, frames: list[Frame]) -> Room | None:
 
 
 def _write_frame(raw: RawScene, raw_frame: RawFrame, out_dir: Path, options: ImportOptions, renderer: Renderer | None,
-                 skeleton: Scene, corners: dict) -> Frame:
+                 skeleton: Scene, corners: dict, room_points: bool = False) -> tuple[Frame, np.ndarray | None]:
+    """Write one frame's files; returns the frame and, with `room_points`, its sparse world points (for the room)."""
     name = f"{raw.scene_id}/{raw_frame.frame_id}"
     target = output_intrinsics(raw_frame.intrinsics, options.max_side)
     rgb = _resized_rgb(raw_frame.rgb(), target, name)
@@ -501,13 +506,16 @@ def _write_frame(raw: RawScene, raw_frame: RawFrame, out_dir: Path, options: Imp
     output = RenderOutput(rgb=rgb, depth=depth_for_stats, instance_ids=ids)
     visibility = compute_visibility(skeleton, frame, output, unoccluded, corners)
     atomic_write_bytes(out_dir / frame.image_path, encode_jpeg(rgb))
-    update = {"visibility": visibility}
+    update, cloud = {"visibility": visibility}, None
     if depth is not None:
         update |= {"depth_path": f"{FRAMES_DIR}/{raw_frame.frame_id}_depth.png", "depth_scale": 1000.0}
-        atomic_write_bytes(out_dir / update["depth_path"], encode_png16(depth_to_png16(depth)))
+        depth_mm = depth_to_png16(depth)
+        atomic_write_bytes(out_dir / update["depth_path"], encode_png16(depth_mm))
+        if room_points:
+            cloud = _room_cloud(depth_mm, target, pose)
     update["instance_path"] = f"{FRAMES_DIR}/{raw_frame.frame_id}_ids.png"
     atomic_write_bytes(out_dir / update["instance_path"], encode_png16(ids))
-    return frame.model_copy(update=update)
+    return frame.model_copy(update=update), cloud
 
 
 def plan_sequences(stream: list[RawFrame], options: ImportOptions) -> list[tuple[RawFrame, str, str, float]]:
