@@ -116,11 +116,17 @@ class TokenBudgetBatchSampler:
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.budget, self.seed, self.epoch = int(budget), int(seed), 0
         self._passes = 0
+        self._cached: tuple[int, list[list[int]]] | None = None  # (epoch, its batches): len(), fill() and a pass share it
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def batches(self, epoch: int) -> list[list[int]]:
+        if self._cached is None or self._cached[0] != epoch:
+            self._cached = (epoch, self._cut(epoch))
+        return self._cached[1]
+
+    def _cut(self, epoch: int) -> list[list[int]]:
         import numpy as np
 
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.lengths))
