@@ -1,5 +1,5 @@
 """The package's layers (DESIGN.md, docs/architecture.md): parallel (job running) and scene -> common -> data ->
-models -> train -> eval -> the top (pipeline, infer, cli). A module never imports from a layer above it, not even inside a function:
+models -> train -> eval -> vla -> the top (pipeline, infer, cli). A module never imports from a layer above it, not even inside a function:
 every `import vst.X` / `from vst.X import` in the source tree is read with `ast` and checked."""
 
 import ast
@@ -9,7 +9,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vst"
 LAYERS = {"parallel": 0, "scene": 0, "common": 1, "data": 2, "models": 3, "train": 4, "eval": 5,
-          "pipeline": 6, "infer": 6, "cli": 7, "__main__": 7, "__init__": 0}
+          "vla": 6, "pipeline": 7, "infer": 7, "cli": 8, "__main__": 8, "__init__": 0}
 
 
 def layer(module: str) -> int:

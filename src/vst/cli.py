@@ -36,6 +36,8 @@ train_app = typer.Typer(help="Progressive training: base (the tiny base model), 
 app.add_typer(train_app, name="train")
 infer_app = typer.Typer(help="Inference with a checkpoint: chat (optionally thinking), 3D detection drawn on the image.", no_args_is_help=True)
 app.add_typer(infer_app, name="infer")
+vla_app = typer.Typer(help="Vision-language-action on LIBERO: collect expert demos, evaluate a policy in closed loop, serve it.", no_args_is_help=True)
+app.add_typer(vla_app, name="vla")
 console = Console(stderr=True)
 _state = {"debug": False}
 
@@ -451,7 +453,14 @@ def _train(config: Path, overrides: list[str], stage: str = "sft") -> None:
 
     try:
         with reporting_errors():
-            folder = build_base(config, overrides) if stage == "base" else train_stage(config, overrides, stage)
+            if stage == "vla":
+                from vst.vla.train import load_vla_config, train_vla
+
+                if not config.is_file():
+                    raise FileNotFoundError(f"{config}: config file not found")
+                folder = train_vla(load_vla_config(config, overrides), log=lambda m: console.print(m, highlight=False))
+            else:
+                folder = build_base(config, overrides) if stage == "base" else train_stage(config, overrides, stage)
         if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
             console.print(f"checkpoint -> {folder}")
     finally:
@@ -495,6 +504,129 @@ def train_rl_command(
 ) -> None:
     """Stage 3: GRPO with VST's settings (clip 0.2/0.28, KL off, online filtering), video-aware log-probs."""
     _train(config, overrides or [], stage="rl")
+
+
+@train_app.command("vla")
+def train_vla_command(
+    config: Annotated[Path, typer.Option("--config", help="YAML: SFT keys plus the VLA's (configs/train/tiny-cpu-vla.yaml, qwen2_5vl-3b-vla.yaml).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. \"data=[DEMOS]\" max_steps=2 output_dir=CKPT.")] = None,
+) -> None:
+    """A VLA from any checkpoint with VST's recipe: 256-bin action tokens, one third-person frame turned 180°."""
+    _train(config, overrides or [], stage="vla")
+
+
+# -- vla --------------------------------------------------------------------------------------------------------
+def _task_list(suite: str, tasks: Optional[str]) -> list[int]:
+    from vst.vla.libero import n_tasks
+
+    if not tasks or tasks == "all":
+        return list(range(n_tasks(suite)))
+    try:
+        return [int(t) for t in tasks.split(",")]
+    except ValueError:
+        raise ValueError(f"--tasks: expected comma-separated task numbers or 'all', got {tasks!r}") from None
+
+
+@vla_app.command("collect")
+def vla_collect(
+    out: Annotated[Path, typer.Option("--out", help="Folder for <task>_demo.hdf5 files (LIBERO's layout) and collect.json.")],
+    suite: Annotated[str, typer.Option("--suite", help="libero_spatial (the scripted expert handles its pick-and-place goals).")] = "libero_spatial",
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated task numbers, or all.")] = "0",
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes per task: initial states start .. start+N-1.")] = 10,
+    start: Annotated[int, typer.Option("--start", min=0, help="First initial state.")] = 0,
+    resolution: Annotated[int, typer.Option("--resolution", min=32, help="Camera side in pixels (LIBERO's data: 128; VST's regenerated: 256).")] = 128,
+    wrist: Annotated[bool, typer.Option("--wrist", help="Also record the wrist camera.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Simulator processes.")] = 1,
+) -> None:
+    """Scripted-expert demonstrations in simulation (no download); successful episodes only; resumable."""
+    from vst.vla.collect import collect
+
+    with reporting_errors():
+        task_ids = _task_list(suite, tasks)
+        with progress_bar() as progress:
+            bar = progress.add_task("episodes", total=len(task_ids) * episodes)
+            kept = {"ok": 0}
+
+            def on_episode(task: int, episode: int, success: bool, error: Optional[str]) -> None:
+                kept["ok"] += success
+                progress.update(bar, advance=1, description=f"episodes ({kept['ok']} successful)")
+                if error:
+                    console.print(f"[yellow]task {task} episode {episode}: {error}[/]", highlight=False)
+
+            manifest = collect(suite, task_ids, episodes, out, start=start, resolution=resolution, wrist=wrist,
+                               workers=workers, on_episode=on_episode)
+    for task, entry in manifest["tasks"].items():
+        console.print(f"task {task}: {entry['succeeded']}/{entry['attempted']} successful, {entry['steps']} steps "
+                      f"-> {entry['file']}", highlight=False)
+    console.print(f"{out / 'collect.json'} ({manifest['seconds']:.0f} s)")
+
+
+@vla_app.command("eval")
+def vla_eval(
+    model: Annotated[str, typer.Option("--model", help="A folder written by vst train vla, or the URL of vst vla serve.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.json, episodes.jsonl and videos/.")],
+    suite: Annotated[str, typer.Option("--suite", help="libero_spatial, libero_object, libero_goal, libero_10 or libero_90.")] = "libero_spatial",
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated task numbers, or all.")] = "all",
+    episodes_per_task: Annotated[int, typer.Option("--episodes-per-task", min=1, help="The anchors' protocol: 50.")] = 50,
+    start: Annotated[int, typer.Option("--start", min=0, help="First initial state.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Simulator processes, each with its own policy (or client).")] = 1,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="Camera side (default: the training data's).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Policy steps per episode (default: the suite's: 220/280/300/520).")] = None,
+    videos: Annotated[bool, typer.Option("--videos/--no-videos", help="Save an mp4 per episode.")] = True,
+    device: Annotated[str, typer.Option("--device", help="Where an in-process model runs.")] = "cpu",
+) -> None:
+    """Closed-loop success rate with VST/OpenVLA's protocol; per-task table with 95 % intervals; resumable."""
+    from rich.table import Table
+
+    from vst.vla.evaluate import evaluate
+
+    with reporting_errors():
+        task_ids = _task_list(suite, tasks)
+        with progress_bar() as progress:
+            bar = progress.add_task("episodes", total=len(task_ids) * episodes_per_task)
+            wins = {"k": 0}
+
+            def on_episode(record: dict) -> None:
+                wins["k"] += record["success"]
+                progress.update(bar, advance=1, description=f"episodes ({wins['k']} successful)")
+                if record["error"]:
+                    console.print(f"[yellow]task {record['task']} episode {record['episode']}: {record['error']}[/]",
+                                  highlight=False)
+
+            result = evaluate(model, suite, task_ids, episodes_per_task, out, start=start, workers=workers,
+                              resolution=resolution, videos=videos, max_steps=max_steps, device=device,
+                              on_episode=on_episode)
+    table = Table(title=f"{suite}: {model}")
+    for column in ("task", "success", "rate %", "95 % CI", "instruction"):
+        table.add_column(column)
+    for task, entry in result["tasks"].items():
+        table.add_row(task, f"{entry['success']}/{entry['episodes']}", f"{entry['success_rate']}",
+                      f"{entry['ci95'][0]:.1f}–{entry['ci95'][1]:.1f}", entry["instruction"] or "")
+    table.add_row("all", f"{result['success']}/{result['episodes']}", f"{result['success_rate']}",
+                  f"{result['ci95'][0]:.1f}–{result['ci95'][1]:.1f}", "")
+    console.print(table)
+    console.print(f"{out / 'results.json'}")
+
+
+@vla_app.command("serve")
+def vla_serve(
+    model: Annotated[str, typer.Option("--model", help="A folder written by vst train vla.")],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 ...")] = "cpu",
+) -> None:
+    """Serve the policy over HTTP (POST /act, GET /info) so that simulators elsewhere can run vst vla eval --model URL."""
+    from vst.vla.policy import VLAPolicy, make_server
+
+    with reporting_errors():
+        server = make_server(VLAPolicy.load(model, device=device), host, port)
+    console.print(f"serving {model} on http://{host}:{server.server_address[1]} (POST /act, GET /info)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 # -- main job ---------------------------------------------------------------------------------------------------
