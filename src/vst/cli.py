@@ -608,6 +608,34 @@ def vla_eval(
     console.print(f"{out / 'results.json'}")
 
 
+@vla_app.command("compare")
+def vla_compare(
+    results: Annotated[list[Path], typer.Argument(help="results.json of vst vla eval; the first is the reference arm.")],
+) -> None:
+    """Success rates of several policies and each one's difference from the first, with 95 % intervals (Newcombe)."""
+    from rich.table import Table
+
+    from vst.vla.evaluate import compare
+
+    with reporting_errors():
+        loaded = []
+        for path in results:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: file not found")
+            loaded.append(json.loads(path.read_text()))
+        table_data = compare(loaded)
+    table = Table(title=table_data["suite"])
+    for column in ("model", "success", "rate %", "95 % CI", "difference vs first", "95 % CI of difference"):
+        table.add_column(column)
+    for row in table_data["arms"]:
+        diff = row.get("difference")
+        table.add_row(row["model"], f"{row['success']}/{row['episodes']}", f"{row['success_rate']}",
+                      f"{row['ci95'][0]:.1f}–{row['ci95'][1]:.1f}", f"{diff['value']:+.1f}" if diff else "—",
+                      f"{diff['ci95'][0]:+.1f} … {diff['ci95'][1]:+.1f}" if diff else "—")
+    console.print(table)
+    typer.echo(json.dumps(table_data, indent=1))
+
+
 @vla_app.command("serve")
 def vla_serve(
     model: Annotated[str, typer.Option("--model", help="A folder written by vst train vla.")],

@@ -90,3 +90,14 @@ def test_wilson_interval_by_hand():
     assert low == pytest.approx(23.66, abs=0.01) and high == pytest.approx(76.34, abs=0.01)
     assert wilson_interval(0, 0) == (0.0, 100.0)
     assert np.isclose(sum(wilson_interval(3, 7)), 2 * 100 * (3 / 7 + 1.95996**2 / 14) / (1 + 1.95996**2 / 7), atol=0.02)
+
+
+def test_difference_interval_by_hand():
+    from vst.vla.evaluate import compare, difference_interval
+
+    # Newcombe (1998) example 1 of method 10: 56/70 vs 48/80 -> d = 0.2, interval (0.0524, 0.3339)
+    d, low, high = difference_interval(56, 70, 48, 80)
+    assert d == pytest.approx(20.0) and low == pytest.approx(5.24, abs=0.02) and high == pytest.approx(33.39, abs=0.02)
+    arms = compare([{"suite": "s", "model": "a", "success": 0, "episodes": 10, "success_rate": 0.0, "ci95": [0, 27.75]},
+                    {"suite": "s", "model": "b", "success": 3, "episodes": 10, "success_rate": 30.0, "ci95": [0, 1]}])
+    assert arms["arms"][1]["difference"]["value"] == 30.0 and arms["arms"][1]["difference"]["ci95"][0] < 0

@@ -21,7 +21,8 @@ pytest.importorskip("h5py")
 def train(tmp_path, tiny_folder, *overrides):
     demos = tmp_path / "demos"
     demos.mkdir(exist_ok=True)
-    write_libero_fixture(demos / "put_the_bowl_on_the_plate_demo.hdf5", n_demos=3, steps=8)
+    if not (demos / "put_the_bowl_on_the_plate_demo.hdf5").is_file():
+        write_libero_fixture(demos / "put_the_bowl_on_the_plate_demo.hdf5", n_demos=3, steps=8)
     out = tmp_path / "ckpt"
     result = CliRunner().invoke(app, ["train", "vla", "--config", str(CONFIG), f"data=[{demos}]",
                                       f"model_name_or_path={tiny_folder}", f"output_dir={out}", "save_strategy=no",
@@ -88,3 +89,32 @@ def test_chunked_policy_predicts_a_chunk(tmp_path, tiny_folder):
     policy = VLAPolicy.load(out)
     assert policy.predict(np.zeros((32, 32, 3), np.uint8), "put the bowl on the plate").shape == (4, 7)
     assert policy.execute_steps == 2
+
+
+def test_3b_configs_keep_vsts_recipe():
+    from vst.vla.train import load_vla_config
+
+    root = CONFIG.parent
+    vst = load_vla_config(root / "qwen2_5vl-3b-vla.yaml", ["bf16=false", "use_cpu=true"])
+    # spec vla.md §2.4-2.7: 256 bins, one step of 7 tokens, 256 px -> 81 tokens, lr 5e-5 / ViT 5e-6, warmup 10 %,
+    # cosine, global batch 8 GPUs x 16 packed rows of 1,024 tokens, unconstrained greedy decode
+    assert (vst.n_bins, vst.chunk, vst.image_size, vst.image_max_pixels) == (256, 1, 256, 65536)
+    assert (vst.learning_rate, vst.vit_lr, vst.warmup_steps, vst.lr_scheduler_type) == (5e-5, 5e-6, 0.1, "cosine")
+    assert (vst.max_tokens_per_batch, vst.gradient_accumulation_steps, vst.padding_free) == (1024, 16, True)
+    assert vst.filter_noops and not vst.constrained_decoding and vst.model_name_or_path == "Qwen/Qwen2.5-VL-3B-Instruct"
+    chunked = load_vla_config(root / "qwen2_5vl-3b-vla-chunk8.yaml", ["bf16=false", "use_cpu=true"])
+    assert (chunked.chunk, chunked.execute_steps, chunked.learning_rate) == (8, 4, vst.learning_rate)
+    from vst.common.media import smart_resize
+
+    assert smart_resize(256, 256, 28, vst.image_min_pixels, vst.image_max_pixels) == (252, 252)  # 9 x 9 = 81 tokens
+
+
+def test_a_rerun_resumes_and_keeps_the_data(tmp_path, tiny_folder):
+    out, _ = train(tmp_path, tiny_folder, "max_steps=2", "save_strategy=steps", "save_steps=1", "keep_checkpoints=true")
+    assert (out / "checkpoint-2").is_dir()
+    out, output = train(tmp_path, tiny_folder, "max_steps=3", "save_strategy=steps", "save_steps=1")
+    output = output.replace("\n", "")  # rich wraps long paths
+    assert "resuming from" in output and "checkpoint-2" in output and "vla-train.parquet: kept" in output
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]
+    assert not list(out.glob("checkpoint-*"))  # a finished run keeps only the policy

@@ -51,6 +51,36 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return round(100 * max(0.0, centre - half), 2), round(100 * min(1.0, centre + half), 2)
 
 
+def difference_interval(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(p1 - p2, low, high) in percent: Newcombe's hybrid score interval (method 10) for a difference of two
+    independent proportions, built from the two Wilson intervals."""
+    if n1 == 0 or n2 == 0:
+        raise ValueError("difference_interval: both arms need episodes")
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = (v / 100 for v in wilson_interval(k1, n1, confidence))
+    l2, u2 = (v / 100 for v in wilson_interval(k2, n2, confidence))
+    d = p1 - p2
+    low = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return round(100 * d, 2), round(100 * low, 2), round(100 * high, 2)
+
+
+def compare(results: Sequence[dict]) -> dict:
+    """The arms' success rates and, for each arm after the first, its difference from the first with a 95 % interval."""
+    if len(results) < 2:
+        raise ValueError("compare: give at least two results.json")
+    base = results[0]
+    rows = []
+    for result in results:
+        row = {"model": result["model"], "success": result["success"], "episodes": result["episodes"],
+               "success_rate": result["success_rate"], "ci95": result["ci95"]}
+        if result is not base:
+            d, low, high = difference_interval(result["success"], result["episodes"], base["success"], base["episodes"])
+            row["difference"] = {"vs": base["model"], "value": d, "ci95": [low, high]}
+        rows.append(row)
+    return {"suite": base["suite"], "arms": rows}
+
+
 def run_episode(env, policy, episode: int, max_steps: int, record: bool) -> tuple[bool, int, list[np.ndarray]]:
     """One closed-loop episode; returns (success, policy steps taken, upright frames if `record`)."""
     from vst.vla.data import upright

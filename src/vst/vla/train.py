@@ -55,6 +55,7 @@ class VSTVLAConfig(VSTSFTConfig):
                 "fitting them on the data."})
     camera: str | None = field(default=None, metadata={"help": "LeRobot camera key (default: the agentview one)."})
     max_episodes: int | None = field(default=None, metadata={"help": "Use at most this many episodes."})
+    keep_checkpoints: bool = field(default=False, metadata={"help": "Keep checkpoint-N folders after a finished run."})
     constrained_decoding: bool = field(default=True, metadata={
         "help": "At inference, allow only action tokens (False: VST's unconstrained greedy decode)."})
 
@@ -185,6 +186,11 @@ def train_vla(config: VSTVLAConfig, log=print) -> Path:
         temp = out / (SETTINGS_FILE + ".tmp")
         temp.write_text(json.dumps(settings, indent=1) + "\n")
         os.replace(temp, out / SETTINGS_FILE)
+        if not config.keep_checkpoints:  # the finished folder is the policy; checkpoints only served the resume
+            import shutil
+
+            for checkpoint in out.glob("checkpoint-*"):
+                shutil.rmtree(checkpoint, ignore_errors=True)
     return out
 
 
