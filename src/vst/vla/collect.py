@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from vst.vla.data import Episode, write_libero_hdf5
+
+
+JOB_EPISODES = 10
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,13 @@ def collect_job(job: CollectJob) -> tuple[int, list[tuple[int, bool, int, str | 
     todo = [e for e in job.episodes if not _part(parts, e).is_file()]
     results = []
     if todo:
+        from vst.vla.libero import task_info
+
+        try:
+            expert = ScriptedExpert(task_info(job.suite, job.task_id).goal)
+        except ValueError as error:  # a goal the expert cannot solve: every episode of the task is reported
+            return job.task_id, [(episode, False, 0, str(error)) for episode in todo]
         with LiberoEnv(job.suite, job.task_id, resolution=job.resolution, wrist=job.wrist) as env:
-            expert = ScriptedExpert(env.info.goal)
             for episode in todo:
                 try:
                     success, arrays = run_expert_episode(env, expert, episode, job.max_steps or env.max_steps)
@@ -111,8 +119,9 @@ def collect(suite: str, tasks: Sequence[int], episodes: int, out: str | Path, *,
     started = time.time()
     infos = {t: task_info(suite, t) for t in tasks}
     indices = list(range(start, start + episodes))
-    # one job per task, split further so that every worker has one (an environment costs ~15 s to create)
-    per_task = min(len(indices), max(1, -(-len(indices) * len(tasks) // max(workers, 1))))
+    # jobs of at most JOB_EPISODES episodes of one task (an environment costs ~15 s to create; progress comes per
+    # job), spread so that every worker has one
+    per_task = min(JOB_EPISODES, len(indices), max(1, -(-len(indices) * len(tasks) // max(workers, 1))))
     jobs = [CollectJob(suite, t, tuple(indices[i:i + per_task]), str(out / ".parts" / suite / f"task{t:02d}"),
                        resolution, wrist, max_steps)
             for t in tasks for i in range(0, len(indices), per_task)]

@@ -15,6 +15,7 @@ per episode, appended as they finish, so a re-run skips them) and `<out>/videos/
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 VIDEO_FPS = 20
+JOB_EPISODES = 5
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class EvalJob:
     videos: bool
     max_steps: int | None
     device: str
+    threads: int = 0  # torch threads of an in-process model (0: torch's default)
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -109,6 +112,10 @@ def eval_job(job: EvalJob) -> list[dict]:
     from vst.vla.policy import load_policy
 
     out = Path(job.out)
+    if job.threads:
+        import torch
+
+        torch.set_num_threads(job.threads)
     policy = load_policy(job.model, job.device)
     records = []
     with LiberoEnv(job.suite, job.task_id, resolution=job.resolution) as env:
@@ -167,12 +174,15 @@ def evaluate(model: str, suite: str, tasks: Sequence[int], episodes_per_task: in
     started = time.time()
     indices = list(range(start, start + episodes_per_task))
     done = _done(out)
-    per_job = min(len(indices), max(1, -(-len(indices) * len(tasks) // max(workers, 1))))
+    # jobs of at most JOB_EPISODES episodes (an environment costs ~15 s to create; progress comes per job), spread
+    # so that every worker has one
+    per_job = min(JOB_EPISODES, len(indices), max(1, -(-len(indices) * len(tasks) // max(workers, 1))))
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0
     jobs = []
     for task in tasks:
         todo = [e for e in indices if (task, e) not in done]
         jobs += [EvalJob(suite, task, tuple(todo[i:i + per_job]), model, str(out), resolution, videos, max_steps,
-                         device) for i in range(0, len(todo), per_job)]
+                         device, threads) for i in range(0, len(todo), per_job)]
     for records in map_jobs(eval_job, jobs, workers):
         for record in records:
             if record["error"] is None:

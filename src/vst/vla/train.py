@@ -28,6 +28,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vst.train.sft import VSTSFTConfig, VSTSFTTrainer, apply_freezing, load_config, save_run, training_rows
 from vst.train.curves import SFT_KEYS
@@ -35,6 +36,9 @@ from vst.train.curves import SFT_KEYS
 DATA_FILE = "vla-train.parquet"
 SETTINGS_FILE = "vla.json"
 STATS_FILE = "norm_stats.json"
+
+if TYPE_CHECKING:
+    from vst.vla.actions import QuantileNormalizer
 
 
 @dataclass
@@ -71,7 +75,7 @@ def _data_fingerprint(config: VSTVLAConfig) -> str:
     return hashlib.sha256(json.dumps([stamps, settings]).encode()).hexdigest()[:16]
 
 
-def make_data(config: VSTVLAConfig, out: Path, log=print) -> tuple[Path, "QuantileNormalizer", dict]:
+def make_data(config: VSTVLAConfig, out: Path, log=print) -> tuple[Path, QuantileNormalizer, dict]:
     """The training shard, the statistics and facts about the data (`episodes`, `samples`, `camera_resolution`),
     kept when made from the same inputs and settings."""
     import numpy as np
