@@ -56,6 +56,19 @@ def reporting_errors():
         raise typer.Exit(1) from None
 
 
+def read_json_files(paths: list[Path]) -> list[dict]:
+    """The JSON files the user named; a missing or malformed one is an error naming it."""
+    loaded = []
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: file not found")
+        try:
+            loaded.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    return loaded
+
+
 def progress_bar() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
 
@@ -434,10 +447,7 @@ def eval_report(
 
     with reporting_errors():
         loaded = []
-        for path in results:
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: file not found")
-            result = json.loads(path.read_text())
+        for path, result in zip(results, read_json_files(results)):
             result.setdefault("model", path.parent.name)
             loaded.append(result)
         render_report(loaded, out, out.with_suffix(".png"))
@@ -618,12 +628,7 @@ def vla_compare(
     from vst.vla.evaluate import compare
 
     with reporting_errors():
-        loaded = []
-        for path in results:
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: file not found")
-            loaded.append(json.loads(path.read_text()))
-        table_data = compare(loaded)
+        table_data = compare(read_json_files(results))
     table = Table(title=table_data["suite"])
     for column in ("model", "success", "rate %", "95 % CI", "difference vs first", "95 % CI of difference"):
         table.add_column(column)

@@ -111,7 +111,7 @@ def collect(suite: str, tasks: Sequence[int], episodes: int, out: str | Path, *,
             on_episode: Callable[[int, int, bool, str | None], None] | None = None) -> dict:
     """Demonstrations of `tasks` from initial states `start .. start + episodes - 1`; returns the manifest."""
     from vst.parallel import map_jobs
-    from vst.vla.libero import check_suite, task_info
+    from vst.vla.libero import check_suite, job_size, task_info
 
     check_suite(suite)
     out = Path(out)
@@ -119,9 +119,7 @@ def collect(suite: str, tasks: Sequence[int], episodes: int, out: str | Path, *,
     started = time.time()
     infos = {t: task_info(suite, t) for t in tasks}
     indices = list(range(start, start + episodes))
-    # jobs of at most JOB_EPISODES episodes of one task (an environment costs ~15 s to create; progress comes per
-    # job), spread so that every worker has one
-    per_task = min(JOB_EPISODES, len(indices), max(1, -(-len(indices) * len(tasks) // max(workers, 1))))
+    per_task = job_size(len(indices), len(tasks), workers, JOB_EPISODES)
     jobs = [CollectJob(suite, t, tuple(indices[i:i + per_task]), str(out / ".parts" / suite / f"task{t:02d}"),
                        resolution, wrist, max_steps)
             for t in tasks for i in range(0, len(indices), per_task)]

@@ -45,13 +45,10 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     """The Wilson score interval of a binomial proportion, in percent ((0, 100) when n = 0)."""
     if n == 0:
         return 0.0, 100.0
-    from scipy.stats import norm
+    from scipy.stats import binomtest
 
-    z = norm.ppf(0.5 + confidence / 2)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return round(100 * max(0.0, centre - half), 2), round(100 * min(1.0, centre + half), 2)
+    interval = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return round(100 * interval.low, 2), round(100 * interval.high, 2)
 
 
 def difference_interval(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -163,7 +160,7 @@ def evaluate(model: str, suite: str, tasks: Sequence[int], episodes_per_task: in
              on_episode: Callable[[dict], None] | None = None) -> dict:
     """Run (or resume) the evaluation and write `results.json`; returns its content."""
     from vst.parallel import map_jobs
-    from vst.vla.libero import MAX_STEPS, check_suite
+    from vst.vla.libero import MAX_STEPS, check_suite, job_size
 
     check_suite(suite)
     out = Path(out)
@@ -174,9 +171,7 @@ def evaluate(model: str, suite: str, tasks: Sequence[int], episodes_per_task: in
     started = time.time()
     indices = list(range(start, start + episodes_per_task))
     done = _done(out)
-    # jobs of at most JOB_EPISODES episodes (an environment costs ~15 s to create; progress comes per job), spread
-    # so that every worker has one
-    per_job = min(JOB_EPISODES, len(indices), max(1, -(-len(indices) * len(tasks) // max(workers, 1))))
+    per_job = job_size(len(indices), len(tasks), workers, JOB_EPISODES)
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0
     jobs = []
     for task in tasks:

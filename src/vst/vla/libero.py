@@ -40,6 +40,12 @@ def _libero():
     return benchmark, get_libero_path, OffScreenRenderEnv
 
 
+def job_size(episodes: int, tasks: int, workers: int, cap: int) -> int:
+    """Episodes per job (one environment each: ~15 s to create; progress is reported per job): at most `cap`, and
+    small enough that every worker gets a job."""
+    return min(cap, episodes, max(1, -(-episodes * tasks // max(workers, 1))))
+
+
 def suite_names() -> list[str]:
     return list(MAX_STEPS)
 

@@ -22,7 +22,6 @@ system-prompt mismatch (spec vla.md §2.5) does not arise.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -30,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vst.train.sft import VSTSFTConfig, VSTSFTTrainer, apply_freezing, load_config, save_run, training_rows
+from vst.train.sft import (VSTSFTConfig, VSTSFTTrainer, apply_freezing, files_fingerprint, load_config, save_run,
+                           training_rows)
 from vst.train.curves import SFT_KEYS
 
 DATA_FILE = "vla-train.parquet"
@@ -65,14 +65,15 @@ class VSTVLAConfig(VSTSFTConfig):
 
 
 def _data_fingerprint(config: VSTVLAConfig) -> str:
-    stamps = []
+    """Changes when a demonstration file or a setting that shapes the samples changes (`files_fingerprint`)."""
+    files = []
     for raw in config.data:
         path = Path(raw)
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        stamps += [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files if ".parts" not in p.parts]
+        files += (sorted(str(p) for p in path.rglob("*") if p.is_file() and ".parts" not in p.parts)
+                  if path.is_dir() else [str(path)])
     settings = [config.n_bins, config.chunk, config.image_size, config.filter_noops, config.norm_stats,
                 config.camera, config.max_episodes]
-    return hashlib.sha256(json.dumps([stamps, settings]).encode()).hexdigest()[:16]
+    return files_fingerprint("vla-samples " + json.dumps(settings), files)
 
 
 def make_data(config: VSTVLAConfig, out: Path, log=print) -> tuple[Path, QuantileNormalizer, dict]:
