@@ -4,6 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -183,6 +184,12 @@ def test_data_generate_stats_preview_export(tmp_path):
     assert again.exit_code == 1 and "pass --resume" in again.output
     unknown = invoke("data", "generate", "--scenes", scenes, "--recipe", "nope", "--out", tmp_path / "x")
     assert unknown.exit_code == 1 and "unknown recipe 'nope'" in unknown.output
+    text = invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--n", 30, "--out", tmp_path / "text", "--answer-form", "text")
+    assert text.exit_code == 0, text.output
+    answers = [json.loads(a) for a in pq.read_table(tmp_path / "text" / "shard-00000-of-00001.parquet", columns=["answer"])["answer"].to_pylist()]
+    assert not any(a["type"] == "mc" for a in answers) and any(a["type"] == "text" and "options" in a for a in answers)
+    bad = invoke("data", "generate", "--scenes", scenes, "--recipe", recipe, "--out", tmp_path / "y", "--answer-form", "word")
+    assert bad.exit_code == 2 and "--answer-form" in bad.output
 
 
 def test_data_reason_writes_cot_and_rl_and_names_bad_general_input(tmp_path):

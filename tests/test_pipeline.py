@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -12,6 +13,8 @@ from vst.pipeline import chance_scores, load_pipeline_config
 
 TINY_RUN = {
     "model": "tiny",
+    "answer_form": "text",  # the name-answer form end to end (the default, "letter", is what the other tests generate)
+    "tokenizer": "data",  # the tiny model's tokenizer trained on the run's training text
     "scenes": {"n": 2, "seed": 0, "image_size": 96, "stills": 2, "pairs": 1, "video": True, "video_frames": [8, 10]},
     "heldout": {"n": 1, "seed": 7, "samples": 24},
     "vst_p": {"recipe": "recipe.yaml", "n": 40},
@@ -81,6 +84,20 @@ def test_tiny_pipeline_runs_every_stage_writes_the_report_and_resumes(tmp_path, 
     assert "| skill | chance | base | sft | coldstart | rl |" in report
     data = json.loads((out / "report.json").read_text())
     assert set(data["stages"]) == {"base", "sft", "coldstart", "rl"} and data["wall_s"] > 0
+    assert data["answer_form"] == "text" and "`answer_form: text`" in report
+    for shard in ("vst-p", "heldout"):  # every shard the run wrote asks for option texts, not letters
+        answers = [json.loads(a) for a in pq.read_table(out / "data" / shard / "shard-00000-of-00001.parquet")["answer"].to_pylist()]
+        assert not any(a["type"] == "mc" for a in answers), shard
+    assert any(a["type"] == "text" and a.get("options") for a in answers)
+    from transformers import AutoTokenizer
+
+    from vst.data.shards import read_samples
+
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    names = {sample.response for sample in read_samples(out / "data" / "vst-p" / "shard-00000-of-00001.parquet")
+             if sample.response.replace(" ", "").isalpha()}
+    assert names and all(len(tokenizer.tokenize(name)) == len(name.split()) for name in names), names  # a token a word
+    assert json.loads((out / "eval" / "base" / "scores.json").read_text())["run"]["model"] == str(out / "model")
     for block in data["stages"].values():
         assert block["n"] > 0 and block["ci95"][0] <= block["overall"] <= block["ci95"][1]
         assert set(block["modalities"]) <= {"single_image", "multi_image", "video"} and block["skills"]

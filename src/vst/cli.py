@@ -214,6 +214,7 @@ def data_generate(
     shard_index: Annotated[int, typer.Option("--shard-index", min=0, help="Which shard this process writes.")] = 0,
     num_shards: Annotated[int, typer.Option("--num-shards", min=1, help="Scenes are split round-robin over shards.")] = 1,
     fov_unify: Annotated[bool, typer.Option("--fov-unify/--no-fov-unify", help="Rescale 3D-detection images to VST's virtual camera.")] = True,
+    answer_form: Annotated[str, typer.Option("--answer-form", help="letter: VST's lettered options; text: the name-answer form (the option's text is the answer), for tiny models.")] = "letter",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the jobs as Ray tasks: 'local' (start Ray here), 'auto' (this node's cluster) or an address (ray://host:10001). Outputs go to --out, which every node must see. pip install 'vst[ray]'.")] = None,
@@ -225,7 +226,7 @@ def data_generate(
     with reporting_errors():
         roots, weights = _scene_roots(scenes)
         config = EngineConfig(scenes=roots if len(roots) > 1 else roots[0], out=out, recipe=load_recipe(recipe), n=n, seed=seed,
-                              shard_index=shard_index, num_shards=num_shards, options={"fov_unify": fov_unify}, resume=resume,
+                              shard_index=shard_index, num_shards=num_shards, options={"fov_unify": fov_unify, **_answer_form(answer_form)}, resume=resume,
                               scene_weights=weights)
         total = sum(1 for p in plan_scenes(config, config.recipe.quotas(n)) if p.index % num_shards == shard_index)
         with progress_bar() as progress:
@@ -240,6 +241,15 @@ def data_generate(
     console.print(f"{manifest['rows']} samples, {len(manifest['counts_per_skill'])} skills, {len(manifest['skipped_scenes'])} scenes skipped -> {out / manifest['shard']}")
     for key, error in manifest["skill_errors"].items():
         console.print(f"[yellow]skill error {key}: {error}[/]", highlight=False)
+
+
+def _answer_form(form: str) -> dict:
+    """The engine option for --answer-form; the default adds nothing, so default shards keep their fingerprints."""
+    from vst.data.choices import ANSWER_FORMS
+
+    if form not in ANSWER_FORMS:
+        raise typer.BadParameter(f"{form!r}: expected one of {', '.join(ANSWER_FORMS)}", param_hint="--answer-form")
+    return {} if form == "letter" else {"answer_form": form}
 
 
 def _scene_roots(items: list[str]) -> tuple[list[Path], list[float] | None]:
@@ -269,6 +279,7 @@ def data_reason(
     teacher_model: Annotated[Optional[str], typer.Option("--teacher-model", help="Model name at --teacher-url.")] = None,
     teacher_concurrency: Annotated[int, typer.Option("--teacher-concurrency", min=1, help="Teacher requests in flight.")] = 8,
     general: Annotated[Optional[list[str]], typer.Option("--general", help="CATEGORY=FILE of general reasoning data (gr_math, gr_ocr, gr_knowledge; .json/.jsonl/.parquet); repeatable.")] = None,
+    answer_form: Annotated[str, typer.Option("--answer-form", help="letter (VST) or text: as for vst data generate.")] = "letter",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the scenes as Ray tasks: 'local', 'auto' or an address (ray://host:10001); --out must be shared storage. pip install 'vst[ray]'.")] = None,
@@ -285,7 +296,8 @@ def data_reason(
                 raise ValueError(f"--general {item}: expected CATEGORY=FILE, e.g. gr_math=math.jsonl")
             sources[category] = Path(path)
         config = ReasonConfig(scenes=scenes, out=out, recipe=load_reason_recipe(recipe), n=n, seed=seed, general=sources,
-                              teacher_url=teacher_url, teacher_model=teacher_model, teacher_concurrency=teacher_concurrency, resume=resume)
+                              teacher_url=teacher_url, teacher_model=teacher_model, teacher_concurrency=teacher_concurrency, resume=resume,
+                              options=_answer_form(answer_form))
         with progress_bar() as progress:
             task = progress.add_task("scenes", total=len(list_scenes(scenes)))
 

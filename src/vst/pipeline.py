@@ -22,7 +22,7 @@ import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import yaml
@@ -89,6 +89,13 @@ class PipelineConfig(_Strict):
     out: str = "runs/demo"
     model: str = "tiny-medium"
     seed: int = 0
+    # How multiple-choice items are answered in every shard the pipeline writes (VST-P, held-out, VST-R): "letter"
+    # (VST, the real-scale configs) or "text", the option's own text (the tiny demo; docs/demo.md says why).
+    answer_form: Literal["letter", "text"] = "letter"
+    # With a tiny model name: "default" builds it with the packaged tokenizer; "data" trains its byte-level BPE on the
+    # run's own training text (VST-P and VST-R), so object names and answer words are one or two tokens (the demo).
+    tokenizer: Literal["default", "data"] = "default"
+    vocab: int | None = Field(None, ge=512)  # the tiny model's vocabulary size (None: its size's, 1,024)
     scenes: ScenesConfig = ScenesConfig()
     heldout: HeldOutConfig = HeldOutConfig()
     vst_p: DataConfig = DataConfig()
@@ -157,6 +164,9 @@ class Pipeline:
         if general:
             self._step("general data", self.make_general, main_only=True)
         model = self.config.model
+        if self.config.tokenizer == "data":
+            self._step("model", self.make_model, main_only=True)
+            model = str(self.out / "model")
         self._step("evaluate base", lambda: self.evaluate("base", model, think=False), main_only=True)
         if general:
             self._step("evaluate general base", lambda: self.evaluate_general("base", model), main_only=True)
@@ -225,7 +235,7 @@ class Pipeline:
         recipe = load_recipe(self._recipe_arg(self.config.vst_p.recipe))
         for scenes, out, n, seed in ((self.out / "scenes" / "train", self.out / "data" / "vst-p", self.config.vst_p.n, self.config.seed),
                                      (self.out / "scenes" / "heldout", self.out / "data" / "heldout", self.config.heldout.samples, self.config.seed + 1)):
-            run(EngineConfig(scenes=scenes, out=out, recipe=recipe, n=n, seed=seed, resume=True),
+            run(EngineConfig(scenes=scenes, out=out, recipe=recipe, n=n, seed=seed, resume=True, options=self._skill_options()),
                 workers=self.config.scenes.workers)
 
     def make_vst_r(self) -> None:
@@ -233,7 +243,10 @@ class Pipeline:
 
         recipe = load_reason_recipe(self._recipe_arg(self.config.vst_r.recipe))
         run_reason(ReasonConfig(scenes=self.out / "scenes" / "train", out=self.out / "data" / "vst-r", recipe=recipe,
-                                n=self.config.vst_r.n, seed=self.config.seed, resume=True))
+                                n=self.config.vst_r.n, seed=self.config.seed, resume=True, options=self._skill_options()))
+
+    def _skill_options(self) -> dict:
+        return {} if self.config.answer_form == "letter" else {"answer_form": self.config.answer_form}
 
     def make_general(self) -> None:
         """The general held-out shard (`data/general`): base tasks on the held-out rooms' stills."""
@@ -247,6 +260,22 @@ class Pipeline:
         context = pretrain.Context(pretrain.room_frames(rooms))
         samples = pretrain.generate(self.config.general.samples, self.config.general.seed, context, prefix="general")
         write_samples(shard, samples)  # atomic: a temporary name, then a rename
+
+    def make_model(self) -> None:
+        """`out/model`: the tiny model with its tokenizer trained on the run's training text (never the held-out's)."""
+        from vst.data.reasoning import OUTPUTS
+        from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
+        from vst.data.shards import read_samples
+        from vst.models.loading import TINY_MODELS
+        from vst.models.tiny import TOKENIZER_CORPUS, save_tiny
+
+        if self.config.model not in TINY_MODELS:
+            raise ValueError(f"tokenizer: data builds a tiny model; model {self.config.model!r} is not one of {sorted(TINY_MODELS)}")
+        shards = [vst_p_shard(self.out), self.out / "data" / "vst-r" / OUTPUTS["cot"]]
+        texts = [turn.value.replace(IMAGE_PLACEHOLDER, "").replace(VIDEO_PLACEHOLDER, "")
+                 for sample in read_samples([shard for shard in shards if shard.is_file()]) for turn in sample.conversations]
+        save_tiny(self.out / "model", size=TINY_MODELS[self.config.model], seed=self.config.seed, vocab=self.config.vocab,
+                  corpus=[*TOKENIZER_CORPUS, *texts])
 
     def _recipe_arg(self, recipe: str) -> str:
         return str(_resolve(recipe, self.folder)) if recipe.endswith((".yaml", ".yml")) else recipe
@@ -534,7 +563,9 @@ def report_data(out: Path, timings: dict[str, float] | None = None) -> dict:
                           "parsed_pct": round(100.0 * (1 - sum(i["unparsed"] for i in items) / max(len(items), 1)), 1)}
     saved = out / TIMINGS_FILE
     timings = {**(json.loads(saved.read_text()) if saved.is_file() else {}), **(timings or {})}
-    data = {"wall_s": round(sum(timings.values()), 1), "timings_s": timings, "chance": chance, "stages": stages,
+    manifests = sorted((out / "data" / "heldout").glob("*.manifest.json"))
+    answer_form = json.loads(manifests[0].read_text()).get("options", {}).get("answer_form", "letter") if manifests else "letter"
+    data = {"wall_s": round(sum(timings.values()), 1), "answer_form": answer_form, "timings_s": timings, "chance": chance, "stages": stages,
             "general": {stage: value["overall"] for stage, value in general.items()}, "general_detail": general}
     data["targets"] = check_targets(data)
     return data
@@ -640,6 +671,9 @@ def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
              f"Held-out benchmark: vst-synth ({results[stages[0]]['n']} items from scenes never seen in training, "
              f"protocol `{results[stages[0]]['protocol']}`); scores in percent. Chance: a uniform guess among the options, "
              "or for numeric answers the MRA of always answering the training median.", "",
+             *(["Multiple choice is answered with the option's text (`answer_form: text`), not its letter as in VST and "
+                "the real-scale configs: a tiny model trained for minutes does not bind option letters (docs/demo.md).", ""]
+               if data["answer_form"] == "text" else []),
              "| skill | chance | " + " | ".join(stages) + " |", "|---|---|" + "---|" * len(stages)]
     for skill in skills:
         cells = [f"{results[s]['categories'][skill]:.1f}" if skill in results[s]["categories"] else "-" for s in stages]

@@ -1,4 +1,5 @@
-"""Multiple-choice letter balance: per option count in LetterBalancer, and uniform letters in a generated shard."""
+"""Multiple-choice letter balance: per option count in LetterBalancer, and uniform letters in a generated shard; the
+name-answer form (`answer_form: text`) carries the same questions and truths as the lettered one."""
 
 import inspect
 from collections import Counter, defaultdict
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from vst.data.choices import LETTERS, LetterBalancer, multiple_choice
+from vst.common.rewards import score
+from vst.data.choices import LETTERS, MC_INSTRUCTION, TEXT_INSTRUCTION, LetterBalancer, as_text_answer, multiple_choice
 from vst.data.engine import EngineConfig, run
 from vst.data.recipes import Recipe
 from vst.data.shards import read_samples
@@ -90,3 +92,51 @@ def test_mc_letters_are_uniform_per_skill_and_option_count(mc_shard):
         checked[skill, options] = chisquare(observed).pvalue
         assert checked[skill, options] > 1e-3, f"{skill}, {options} options: letters {dict(counter)} are not uniform"
     assert MUST_CHECK <= set(checked) and {skill for skill, _ in checked} == set(skills), sorted(checked)
+
+
+def test_text_form_keeps_the_question_and_the_truth_of_every_lettered_sample(mc_shard):
+    _, samples = mc_shard
+    lettered = [sample for sample in samples if sample.answer["type"] == "mc"]
+    assert len(lettered) > 100
+    for sample in lettered:
+        text = as_text_answer(sample)
+        options = [option.split(". ", 1)[1] for option in sample.answer["options"]]
+        truth = options[LETTERS.index(sample.answer["value"])]
+        assert text.answer == {**sample.answer, "type": "text", "value": truth, "options": options}
+        assert text.response == truth and text.reward == {"fn": "option_text"}
+        # the question up to the options is unchanged; the options lose their letters, in the same order
+        head = sample.question.split("\nOptions:\n")[0]
+        assert text.question == head + "\nOptions:\n" + "\n".join(options) + "\n" + TEXT_INSTRUCTION
+        assert MC_INSTRUCTION not in text.question and (text.id, text.images, text.meta_info) == (sample.id, sample.images, sample.meta_info)
+        # the option_text reward gives the truth full marks and every other option none
+        assert score("option_text", truth, text.answer) == 1.0
+        assert all(score("option_text", other, text.answer) == 0.0 for other in options if other != truth)
+    others = [sample for sample in samples if sample.answer["type"] != "mc"]
+    assert others and all(as_text_answer(sample) is sample for sample in others)
+
+
+def test_text_form_refuses_a_sample_whose_question_lacks_its_options(mc_shard):
+    from dataclasses import replace
+
+    sample = next(s for s in mc_shard[1] if s.answer["type"] == "mc")
+    with pytest.raises(ValueError, match=sample.id):
+        as_text_answer(replace(sample, answer={**sample.answer, "options": ["A. not", "B. there"]}))
+
+
+def test_engine_answer_form_text_changes_only_the_lettered_samples(tmp_path, small_config):
+    generate_scenes(tmp_path / "scenes", 2, seed=3, config=small_config)
+    recipe = Recipe("mix", {"si_depth_comparison": 1.0, "mi_object_object": 1.0, "si_distance": 1.0})
+    shards = {}
+    for form in ("letter", "text"):
+        options = {} if form == "letter" else {"answer_form": form}
+        manifest = run(EngineConfig(scenes=tmp_path / "scenes", out=tmp_path / form, recipe=recipe, n=60, seed=0, options=options))
+        shards[form] = list(read_samples([tmp_path / form / manifest["shard"]]))
+    assert [s.id for s in shards["letter"]] == [s.id for s in shards["text"]]
+    assert not any(s.answer["type"] == "mc" for s in shards["text"])
+    changed = 0
+    for letter, text in zip(shards["letter"], shards["text"]):
+        assert text == as_text_answer(letter)
+        changed += text != letter
+    assert changed >= 10
+    with pytest.raises(ValueError, match="answer_form 'word'"):
+        run(EngineConfig(scenes=tmp_path / "scenes", out=tmp_path / "bad", recipe=recipe, n=6, seed=0, options={"answer_form": "word"}))

@@ -67,6 +67,30 @@ def test_every_templated_trace_passes_format_and_its_reward(templated):
         assert "directly" not in sample.question
 
 
+def test_text_answer_form_gives_traces_that_end_in_the_option_text_and_pass_their_reward(templated, scenes, tmp_path):
+    from vst.data.choices import LETTERS
+
+    out, _ = templated
+    config = ReasonConfig(scenes=scenes, out=tmp_path / "text", recipe=load_reason_recipe("vst-r"), n=80, seed=0,
+                          options={"answer_form": "text"})
+    run_reason(config)
+    assert config.fingerprint() != ReasonConfig(scenes=scenes, out=out, recipe=config.recipe, n=80, seed=0).fingerprint()
+    lettered = {s.id: s for s in read_samples(out / "vst-r-rl.parquet")}
+    texts = list(read_samples(tmp_path / "text" / "vst-r-rl.parquet"))
+    assert [s.id for s in texts] == list(lettered)  # the same items, drawn from the same streams
+    converted = 0
+    for sample in texts:
+        before = lettered[sample.id]
+        if before.answer["type"] == "mc":
+            options = [o.split(". ", 1)[1] for o in before.answer["options"]]
+            assert sample.answer["value"] == options[LETTERS.index(before.answer["value"])] and sample.reward == {"fn": "option_text"}
+            converted += 1
+    assert converted >= 5
+    for sample in read_samples(tmp_path / "text" / "vst-r-cot.parquet"):
+        assert sample.answer["type"] != "mc" and score(sample.reward["fn"], sample.response, sample.answer) == 1.0, sample.response
+        assert "Options:\nA. " not in sample.question
+
+
 def test_short_traces_keep_only_the_rule_and_still_pass_their_reward(templated, scenes, tmp_path):
     """`trace: short` (configs/pipeline/tiny-cpu-reason.yaml): the rule applied to the facts, then the answer."""
     recipe = load_reason_recipe(str(Path(__file__).resolve().parents[2] / "configs" / "pipeline" / "tiny-cpu-reason.yaml"))

@@ -8,17 +8,25 @@ data.md §1.9 "MC balance", after VLM-3R), so no letter carries a prior. Countin
 skill mixes 2- and 4-option forms: with one shared count the 2-option questions fill A and B, and the 4-option ones
 are then pushed onto C and D. Numeric distractors follow VLM-3R: drawn from [0.25, 1.75] x truth, at least 20 %
 apart.
+
+`as_text_answer` rewrites a lettered question into the name-answer form (the options listed without letters, the
+answer their text, reward `option_text`). VST answers by letter and so do the 3B/7B configs; the tiny demo uses the
+text form because a 2 M-parameter model trained for minutes does not form the name-to-letter binding (docs/demo.md).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from vst.data.sample import Sample, Turn
+
 LETTERS = "ABCDEFGH"
 MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+TEXT_INSTRUCTION = "Answer with one of the options, word for word."
+ANSWER_FORMS = ("letter", "text")
 
 
 @dataclass
@@ -89,3 +97,36 @@ def count_distractors(count: int, rng: np.random.Generator, n: int = 3) -> list[
     """Counts near the truth (truth +- 1..3), never below zero."""
     pool = [c for c in range(max(0, count - 3), count + 4) if c != count]
     return sorted(int(c) for c in rng.choice(pool, size=min(n, len(pool)), replace=False))
+
+
+def check_answer_form(options: dict) -> str:
+    """The `answer_form` engine option ("letter" when absent), or a ValueError that names the bad value."""
+    form = options.get("answer_form", "letter")
+    if form not in ANSWER_FORMS:
+        raise ValueError(f"answer_form {form!r}: expected one of {', '.join(ANSWER_FORMS)}")
+    return form
+
+
+def as_text_answer(sample: Sample) -> Sample:
+    """A lettered multiple-choice sample in the name-answer form; samples of other answer types come back unchanged.
+
+    "Options:\nA. bed\nB. sofa\n<letter instruction>" becomes "Options:\nbed\nsofa\n<TEXT_INSTRUCTION>", the
+    answer `{"type": "text", "value": "sofa", "options": ["bed", "sofa"]}` and the reward `option_text`.
+    """
+    answer = sample.answer
+    if answer.get("type") != "mc":
+        return sample
+    lettered = [str(option) for option in answer.get("options", [])]
+    texts = [option.split(". ", 1)[1] if option[:1] in LETTERS and option[1:3] == ". " else "" for option in lettered]
+    block = "Options:\n" + "\n".join(lettered) + "\n" + MC_INSTRUCTION
+    if not lettered or "" in texts or block not in sample.question:
+        raise ValueError(f"sample {sample.id} ({sample.skill}): its question does not hold its lettered options {lettered}")
+    if len(set(texts)) != len(texts):
+        raise ValueError(f"sample {sample.id} ({sample.skill}): options {texts} repeat a text; the name form needs distinct ones")
+    value = texts[LETTERS.index(str(answer["value"]))]
+    question = sample.question.replace(block, "Options:\n" + "\n".join(texts) + "\n" + TEXT_INSTRUCTION)
+    turns = [Turn(turn.role, question if turn.role == "human" and turn.value == sample.question else
+                  value if turn.role == "gpt" and turn.value == sample.response else turn.value)
+             for turn in sample.conversations]
+    return replace(sample, conversations=turns, answer={**answer, "type": "text", "value": value, "options": texts},
+                   reward={"fn": "option_text"})

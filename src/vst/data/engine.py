@@ -26,6 +26,7 @@ from PIL import Image
 
 from vst import __version__
 from vst.parallel import map_jobs
+from vst.data.choices import check_answer_form
 from vst.data.context import SceneContext
 from vst.data.recipes import Recipe
 from vst.data.sample import Sample
@@ -49,6 +50,9 @@ class EngineConfig:
     options: dict = field(default_factory=dict)  # skill switches, e.g. {"fov_unify": True}
     resume: bool = False
     scene_weights: list[float] | None = None  # with several roots in `scenes`: each root's share of the samples
+
+    def __post_init__(self):
+        check_answer_form({**self.recipe.options, **self.options})
 
     @property
     def roots(self) -> list[Path]:
@@ -127,7 +131,7 @@ def generate_scene_samples(ctx: SceneContext, quotas: dict[str, int], seed: int,
             continue
         rng = np.random.default_rng([seed, scene_index, skill_order.index(skill_name)])
         try:
-            samples += list(itertools.islice(get_skill(skill_name).generate(ctx, rng), quota))
+            samples += list(itertools.islice(get_skill(skill_name).samples(ctx, rng), quota))
         except Exception as error:  # one broken skill on one scene must not stop the run; it is reported
             errors[skill_name] = f"{type(error).__name__}: {error}"
     return samples

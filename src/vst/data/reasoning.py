@@ -259,7 +259,7 @@ def source_items(ctx: SceneContext, category: str, seed: int, scene_index: int, 
     streams = []
     for skill in CATEGORIES[category]:
         key = int.from_bytes(hashlib.sha256(f"{split}/{skill}".encode()).digest()[:4], "little")
-        streams.append(get_skill(skill).generate(ctx, np.random.default_rng([seed, scene_index, key])))
+        streams.append(get_skill(skill).samples(ctx, np.random.default_rng([seed, scene_index, key])))
     for batch in itertools.zip_longest(*streams):
         yield from (item for item in batch if item is not None)
 
@@ -362,6 +362,12 @@ class ReasonConfig:
     teacher_concurrency: int = 8
     teacher_options: dict = field(default_factory=dict)  # Teacher(...) keywords: retries, backoff_s, timeout_s, max_tokens, api_key
     resume: bool = False
+    options: dict = field(default_factory=dict)  # skill switches, as EngineConfig's (e.g. {"answer_form": "text"})
+
+    def __post_init__(self):
+        from vst.data.choices import check_answer_form
+
+        check_answer_form(self.options)
 
     def fingerprint(self) -> str:
         from vst import __version__
@@ -369,6 +375,8 @@ class ReasonConfig:
         payload = {"recipe": [self.recipe.name, self.recipe.weights, self.recipe.trace], "n": self.n, "seed": self.seed,
                    "teacher": [self.teacher_url is not None, self.teacher_model], "version": __version__,
                    "general": {k: str(v) for k, v in sorted(self.general.items())}}
+        if self.options:  # (runs without options keep the fingerprint they always had)
+            payload["options"] = self.options
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -466,7 +474,7 @@ def _reason_part(config: ReasonConfig, folder: Path, scene_index: int, scene_cou
         scene = Scene.load(folder)
     except SceneError as error:
         return {"skipped": str(error), "rows": {}}
-    ctx = SceneContext(scene, folder)
+    ctx = SceneContext(scene, folder, config.options)
     quotas = scene_quotas(totals, scene_index, scene_count)
     samples, stats, errors = reason_scene(ctx, quotas, config.seed, scene_index, teacher, config.recipe.trace)
     rows = {split: write_samples(parts / f"{folder.name}.{split}.parquet", samples[split]) for split in SPLITS}

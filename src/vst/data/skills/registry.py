@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from vst.data.choices import as_text_answer, check_answer_form
 from vst.data.context import SceneContext
 from vst.data.sample import Sample
 
@@ -24,6 +25,12 @@ class Skill:
     vst_skill: str  # the skill as VST's distribution figure names it (spec paper.md §2.1)
     modality: str  # single | multi | video
     generate: Generator
+
+    def samples(self, ctx: SceneContext, rng: np.random.Generator) -> Iterator[Sample]:
+        """The skill's samples in the answer form the engine's options ask for (`answer_form`): "letter", VST's
+        lettered options (the default), or "text", the name-answer form (`choices.as_text_answer`)."""
+        stream = self.generate(ctx, rng)
+        return map(as_text_answer, stream) if check_answer_form(ctx.options) == "text" else stream
 
 
 SKILLS: dict[str, Skill] = {}
