@@ -8,6 +8,8 @@
 Measured in one process, in this order and on the same scenes:
   floor      rendering + encoding of the scenes' frames (what `vst scenes generate` spends), frames/s
   engine     scenes on disk -> parquet shard (`vst data generate`), samples/s
+  uncached   the engine again on a copy of the scenes without their stored videos (each run encodes them, as before
+             the scene video cache), samples/s, and whether the shard is the same bytes
   end2end    (scene generation + engine) -> samples/s over both
   workers    with --workers N > 1: the engine again on the same scenes in N processes, samples/s, the speed-up over
              one process and whether the shard is byte-identical
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -28,6 +31,7 @@ from pathlib import Path
 from vst.data.engine import EngineConfig, run
 from vst.data.recipes import load_recipe
 from vst.scene.generate import generate_scenes
+from vst.scene.video import VIDEOS_DIR
 
 
 def timed_skills() -> dict[str, float]:
@@ -71,6 +75,14 @@ def main() -> None:
         start = time.perf_counter()
         manifest = run(EngineConfig(scenes=folder / "scenes", out=folder / "shards", recipe=recipe, n=args.n, seed=0))
         engine_seconds = time.perf_counter() - start
+        spent = dict(spent)  # the first run's; the runs below are timed as a whole
+        # baseline: the same scenes without the videos `vst scenes generate` stores, so every run encodes them again
+        # (what the engine did before the scene video cache); the shard must be the same bytes
+        shutil.copytree(folder / "scenes", folder / "uncached", ignore=shutil.ignore_patterns(VIDEOS_DIR))
+        start = time.perf_counter()
+        uncached = run(EngineConfig(scenes=folder / "uncached", out=folder / "uncached-shards", recipe=recipe, n=args.n, seed=0))
+        uncached_seconds = time.perf_counter() - start
+        uncached_same = (folder / "uncached-shards" / uncached["shard"]).read_bytes() == (folder / "shards" / manifest["shard"]).read_bytes()
         parallel = {}
         if args.workers > 1:
             start = time.perf_counter()
@@ -101,6 +113,8 @@ def main() -> None:
     results = {
         "floor_frames_per_s": round(scenes.frames / scene_seconds, 1),
         "engine_samples_per_s": round(samples / engine_seconds, 1),
+        "engine_uncached_samples_per_s": round(samples / uncached_seconds, 1),
+        "video_cache_speedup": round(uncached_seconds / engine_seconds, 2), "video_cache_identical_bytes": uncached_same,
         "end_to_end_samples_per_s": round(samples / (scene_seconds + engine_seconds), 1),
         "samples": samples, "frames": scenes.frames, "scene_seconds": round(scene_seconds, 2), "engine_seconds": round(engine_seconds, 2),
         "skill_seconds": {k: round(v, 3) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}, **parallel,
@@ -108,6 +122,8 @@ def main() -> None:
     print(f"recipe {recipe.name}: {samples} samples from {args.scenes} scenes ({scenes.frames} frames)")
     print(f"  floor: render + encode         {results['floor_frames_per_s']:8.1f} frames/s  ({scene_seconds:.1f} s)")
     print(f"  engine: scenes -> shard        {results['engine_samples_per_s']:8.1f} samples/s ({engine_seconds:.1f} s)")
+    print(f"  engine, videos encoded per run {results['engine_uncached_samples_per_s']:8.1f} samples/s "
+          f"(the scene video cache: {results['video_cache_speedup']:.2f}x; identical shard: {uncached_same})")
     print(f"  end to end                     {results['end_to_end_samples_per_s']:8.1f} samples/s")
     if parallel:
         print(f"  engine, {args.workers} processes            {parallel['workers_samples_per_s']:8.1f} samples/s "

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from vst import infer
 from vst.cli import app
-from vst.data.context import encode_mp4
+from vst.scene.video import encode_mp4
 from vst.infer import DetectedBox, chat, detect3d, draw_boxes3d, fov_intrinsics
 from vst.models.processing import DEFAULT_SYSTEM_PROMPT, THINKING_SYSTEM_PROMPT
 from vst.scene.types import Intrinsics

@@ -93,3 +93,36 @@ def test_rendered_scene_smoke(rendered_scene):
         assert sample.modality == "multi" and sample.type == "mi_correspondence" and len(sample.images) == 2
         assert abs(meta["rendered_depth_m"] - meta["projected_depth_m"]) <= DEPTH_TOLERANCE_REL * meta["projected_depth_m"]
         assert meta["overlap"] >= 0.1
+
+
+def test_pick_distractors_from_precomputed_pixels_matches_the_reference_rule():
+    """The mask path, the precomputed-pixels path (`surface_pixels`, shared per image) and the rule written out with
+    hypot (the implementation before integer squared distances) pick the same pixels from the same rng state."""
+    from vst.data.skills.mi_correspondence import surface_pixels
+
+    def reference(surface, truth, rng, count, separation, border):
+        height, width = surface.shape
+        ys, xs = np.nonzero(surface)
+        keep = (xs >= border) & (xs < width - border) & (ys >= border) & (ys < height - border)
+        xs, ys = xs[keep], ys[keep]
+        far = np.hypot(xs - truth[0], ys - truth[1]) >= separation
+        xs, ys = xs[far], ys[far]
+        chosen = []
+        for _ in range(count):
+            if not len(xs):
+                return None
+            index = int(rng.integers(len(xs)))
+            chosen.append((int(xs[index]), int(ys[index])))
+            far = np.hypot(xs - xs[index], ys - ys[index]) >= separation
+            xs, ys = xs[far], ys[far]
+        return chosen
+
+    masks = np.random.default_rng(0)
+    for trial in range(40):
+        surface = masks.random((96, 128)) < masks.uniform(0.05, 0.9)
+        truth = (int(masks.integers(20, 108)), int(masks.integers(20, 76)))
+        separation = float(masks.uniform(2.0, 60.0))
+        expected = reference(surface, truth, np.random.default_rng(trial), 3, separation, 20)
+        assert pick_distractors(surface, truth, np.random.default_rng(trial), separation=separation, border=20) == expected
+        pixels = surface_pixels(surface, 20)
+        assert pick_distractors(pixels, truth, np.random.default_rng(trial), separation=separation, border=20) == expected

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vst.data.context import encode_mp4
+from vst.scene.video import encode_mp4
 from vst.data.sample import Media, Sample, Turn
 
 

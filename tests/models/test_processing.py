@@ -180,7 +180,7 @@ def test_loss_goes_down_on_one_batch(tiny_folder, training_batch):
 def test_estimated_tokens_equal_the_encoded_length_without_decoding_pixels(tiny_model):
     """Single images, image sets and videos (mp4 bytes and frame lists): the header-only estimate is exact."""
     from tests.train.test_rl import video_samples
-    from vst.data.context import encode_mp4
+    from vst.scene.video import encode_mp4
     from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Media, Sample, Turn
     from vst.models.processing import Budgets, encode_for_training, estimate_tokens
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vst.data.context import encode_mp4
+from vst.scene.video import encode_mp4
 from vst.data.engine import EngineConfig, run
 from vst.data.recipes import Recipe
 from vst.data.sample import VIDEO_PLACEHOLDER, Media, Sample, Turn

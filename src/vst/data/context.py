@@ -6,8 +6,6 @@ max(0.1 % of the image, 400 px at 448x448, scaled by area) and at least `MIN_VIS
 
 from __future__ import annotations
 
-import functools
-import io
 from collections import Counter
 from functools import cached_property
 from pathlib import Path
@@ -20,10 +18,10 @@ from vst.data.markers import Marker, draw_markers
 from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Media, Sample, Turn
 from vst.scene.capture import encode_jpeg, read_depth, read_instance_ids
 from vst.scene.types import Frame, ObjectInstance, Scene, SceneError
+from vst.scene.video import cached_mp4
 
 MIN_VISIBLE_FRAC = 0.3
 MIN_PIXELS_448 = 400
-VIDEO_CRF = 23
 
 
 class SceneContext:
@@ -122,8 +120,8 @@ class SceneContext:
     def video_media(self, frames: list[Frame], fps: float) -> Media:
         """The frames as one H.264 mp4 (VST stores videos as mp4 bytes in images[0]); cached per frame list."""
         key = tuple(f.frame_id for f in frames)
-        if key not in self._videos:
-            self._videos[key] = encode_mp4([np.asarray(self.image(f)) for f in frames], fps)
+        if key not in self._videos:  # the scene's own copy when `vst scenes generate|import` wrote one (same bytes)
+            self._videos[key] = cached_mp4(self.folder, frames, fps, lambda: [np.asarray(self.image(f)) for f in frames])
         return Media(self._videos[key], f"{self.scene.scene_id}/video-{key[0]}-{key[-1]}.mp4")
 
     # -- samples -------------------------------------------------------------------------------------------
@@ -146,42 +144,3 @@ class SceneContext:
             answer=answer,
             reward=reward,
         )
-
-
-# x264's CPU features on machines with AVX-512, that path left out. Its AVX-512 code reads uninitialised row padding
-# of frames whose chroma rows are not a multiple of 64 bytes (448-px frames: 224-byte rows): the same frames gave
-# different mp4 bytes depending on what the process had encoded before (measured; x264's C path and its AVX2 path
-# agree with each other). Every CPU with AVX-512 has this set; x264 output is bit-exact across these levels.
-X264_WITHOUT_AVX512 = "MMX2,SSE,SSE2,SSE3,SSSE3,SSE4.1,SSE4.2,LZCNT,AVX,FMA3,BMI1,BMI2,AVX2"
-
-
-@functools.cache
-def _x264_params() -> dict:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            avx512 = " avx512f" in handle.read()
-    except OSError:  # not Linux: Apple silicon and most others have no AVX-512
-        avx512 = False
-    return {"x264-params": f"asm={X264_WITHOUT_AVX512}"} if avx512 else {}
-
-
-def encode_mp4(frames: list[np.ndarray], fps: float) -> bytes:
-    """H.264 (yuv420p) mp4 of RGB frames (H, W, 3) uint8, in memory, single-threaded and without x264's AVX-512
-    path (`X264_WITHOUT_AVX512`), so the output is reproducible."""
-    import av
-
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=round(fps))
-        height, width = frames[0].shape[:2]
-        stream.width, stream.height = width - width % 2, height - height % 2
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(VIDEO_CRF), "preset": "veryfast", "threads": "1", **_x264_params()}
-        stream.codec_context.thread_count = 1
-        for array in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array[: stream.height, : stream.width]), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buffer.getvalue()

@@ -217,20 +217,25 @@ def build_scene_graph(ctx: SceneContext, frames: list[Frame], reference: Frame |
     named = [o for o in objects if names[o.instance_id]]
     in_reference = {o.instance_id for o in ctx.referable(reference)} if reference is not None else set()
     relations: list[Relation] = []
+    # distances between boxes (the costly part) and to the walls: computed once per scene, shared by every caption
     for i, a in enumerate(named):
         for b in named[i + 1:]:
-            relations += pair_relations(a, b, reference if {a.instance_id, b.instance_id} <= in_reference else None)
+            seen_from = reference if {a.instance_id, b.instance_id} <= in_reference else None
+            distance = ctx.memo(("box_distance", a.instance_id, b.instance_id), lambda: box_distance(box_of(a), box_of(b)))
+            relations += pair_relations(a, b, seen_from, distance)
     if ctx.scene.room is not None:
         for obj in named:
-            distance = wall_distance(box_of(obj), ctx.scene.room.floor_polygon)
+            distance = ctx.memo(("wall_distance", obj.instance_id),
+                                lambda: wall_distance(box_of(obj), ctx.scene.room.floor_polygon))
             if distance < WALL_NEAR_M:
                 relations.append(Relation(obj.instance_id, "against the wall", None, distance, WALL_NEAR_M - distance))
     return SceneGraph(objects, names, relations)
 
 
-def pair_relations(a: ObjectInstance, b: ObjectInstance, reference: Frame | None) -> list[Relation]:
-    """Relations between two objects: "on" either way, else "next to" and, seen from `reference`, camera-relative ones."""
-    distance = box_distance(box_of(a), box_of(b))
+def pair_relations(a: ObjectInstance, b: ObjectInstance, reference: Frame | None, distance: float | None = None) -> list[Relation]:
+    """Relations between two objects: "on" either way, else "next to" and, seen from `reference`, camera-relative ones.
+    `distance`: their `box_distance` when the caller already has it."""
+    distance = box_distance(box_of(a), box_of(b)) if distance is None else distance
     relations = []
     stacked = False
     for top, support in ((a, b), (b, a)):

@@ -21,8 +21,8 @@ from vst.data.context import SceneContext
 from vst.data.sample import Media, Sample
 from vst.scene.geometry import Box, as_box
 from vst.scene.types import Frame, ObjectInstance
+from vst.scene.video import VIDEO_SEQUENCE, sequence_fps
 
-VIDEO_SEQUENCE = "video"
 PRE_PROMPT = "These are frames of a video."
 NUMERIC_POST_PROMPT = "Please answer the question using a single word or phrase."
 VIDEO_TYPE = "video"  # VST's `type` for every video sample
@@ -36,13 +36,7 @@ def video_frames(ctx: SceneContext) -> list[Frame]:
 
 def video_fps(ctx: SceneContext, frames: list[Frame]) -> float:
     """Frames per second of the video: `Scene.fps` when set, else the median timestamp step's inverse."""
-    if ctx.scene.fps:
-        return float(ctx.scene.fps)
-    steps = np.diff([frame.timestamp for frame in frames])
-    steps = steps[steps > 0]
-    if steps.size == 0:
-        raise ValueError(f"scene {ctx.scene.scene_id}: video has no fps and no increasing timestamps")
-    return float(1.0 / np.median(steps))
+    return sequence_fps(ctx.scene, frames)
 
 
 def video_media(ctx: SceneContext, frames: list[Frame]) -> Media:

@@ -25,6 +25,7 @@ from vst.parallel import collect, map_jobs
 from vst.scene.capture import render_scene
 from vst.scene.procedural import ProceduralConfig, generate_layout
 from vst.scene.types import SCENE_FILE, atomic_write_text
+from vst.scene.video import write_scene_video
 
 MANIFEST_FILE = "manifest.json"
 INCOMPLETE_SUFFIX = ".incomplete"
@@ -65,6 +66,7 @@ def build_scene(out: Path, seed: int, index: int, config: ProceduralConfig) -> t
         if _worker_renderer is None:
             _worker_renderer = Renderer()
         scene = render_scene(scene, staging, _worker_renderer)
+        write_scene_video(scene, staging)  # the engine's video questions read it instead of encoding per run
         final = out / identifier
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)

@@ -192,10 +192,10 @@ def box_to_vst9(box_camera: Box | Sequence, canonical: bool = True) -> np.ndarra
     center, size, rotation = as_box(box_camera)
     vst_rotation = rotation @ VST_AXES_TO_BOX
     vst_size = np.abs(VST_AXES_TO_BOX.T @ size)
-    candidates = [vst_rotation @ symmetry for symmetry in (BOX_HALF_TURNS if canonical else BOX_HALF_TURNS[:1])]
+    candidates = np.stack([vst_rotation @ symmetry for symmetry in (BOX_HALF_TURNS if canonical else BOX_HALF_TURNS[:1])])
     with warnings.catch_warnings():  # scipy warns about gimbal lock at yaw = +-90 degrees; the angles are still valid
         warnings.simplefilter("ignore", UserWarning)
-        angles = [matrix_to_euler(candidate) for candidate in candidates]
+        angles = Rotation.from_matrix(candidates).as_euler("xyz", degrees=True)  # all candidates in one call
     best = min(range(len(angles)), key=lambda i: (np.round(np.abs(angles[i]).max(), 9), i))
     return np.concatenate([center, vst_size, angles[best] / 180.0])
 

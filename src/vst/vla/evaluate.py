@@ -104,7 +104,7 @@ def run_episode(env, policy, episode: int, max_steps: int, record: bool) -> tupl
 
 def eval_job(job: EvalJob) -> list[dict]:
     """The job's episodes; each one's record is appended to `episodes.jsonl` as it finishes."""
-    from vst.data.context import encode_mp4
+    from vst.scene.video import encode_mp4
     from vst.vla.libero import LiberoEnv
     from vst.vla.policy import load_policy
 

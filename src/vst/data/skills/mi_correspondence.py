@@ -130,15 +130,23 @@ def view_overlap(ctx: SceneContext, first: Frame, second: Frame, step: int = OVE
     return float(visible.mean())
 
 
-def pick_distractors(surface: np.ndarray, truth_xy, rng: np.random.Generator, count: int = DISTRACTOR_COUNT,
-                     separation: float = 0.0, border: int = MIN_BORDER) -> list[tuple[int, int]] | None:
-    """`count` pixels (x, y) of the mask `surface` (H, W bool), >= `border` px from the edges and >= `separation` px
-    from `truth_xy` and from each other; None when the mask has no room for them."""
+def surface_pixels(surface: np.ndarray, border: int = MIN_BORDER) -> tuple[np.ndarray, np.ndarray]:
+    """(xs, ys) of the mask `surface` (H, W bool) >= `border` px from the edges, in row-major order."""
     height, width = surface.shape
     ys, xs = np.nonzero(surface)
     keep = (xs >= border) & (xs < width - border) & (ys >= border) & (ys < height - border)
-    xs, ys = xs[keep], ys[keep]
-    far = np.hypot(xs - truth_xy[0], ys - truth_xy[1]) >= separation
+    return xs[keep], ys[keep]
+
+
+def pick_distractors(surface: np.ndarray | tuple[np.ndarray, np.ndarray], truth_xy, rng: np.random.Generator,
+                     count: int = DISTRACTOR_COUNT, separation: float = 0.0, border: int = MIN_BORDER) -> list[tuple[int, int]] | None:
+    """`count` pixels (x, y) of the mask `surface` (H, W bool), >= `border` px from the edges and >= `separation` px
+    from `truth_xy` and from each other; None when the mask has no room for them. `surface` may also be the
+    `surface_pixels` of the mask (computed once per image when several questions share it; same picks)."""
+    xs, ys = surface if isinstance(surface, tuple) else surface_pixels(surface, border)
+    # squared distances in integers: the same decisions as hypot >= separation, without the square roots
+    limit = separation * separation
+    far = (xs - truth_xy[0]) ** 2 + (ys - truth_xy[1]) ** 2 >= limit
     xs, ys = xs[far], ys[far]
     chosen: list[tuple[int, int]] = []
     for _ in range(count):
@@ -146,7 +154,7 @@ def pick_distractors(surface: np.ndarray, truth_xy, rng: np.random.Generator, co
             return None
         index = int(rng.integers(len(xs)))
         chosen.append((int(xs[index]), int(ys[index])))
-        far = np.hypot(xs - xs[index], ys - ys[index]) >= separation
+        far = (xs - xs[index]) ** 2 + (ys - ys[index]) ** 2 >= limit
         xs, ys = xs[far], ys[far]
     return chosen
 
@@ -170,7 +178,8 @@ def _sample(ctx: SceneContext, first: Frame, second: Frame, origin: str, overlap
     if not visible[0] or ids2[truth[1], truth[0]] != obj.instance_id:
         return None
     separation = DISTRACTOR_SEPARATION_FRAC * second.intrinsics.width
-    distractors = pick_distractors(ctx.depth(second) > 0, truth, rng, separation=separation)
+    candidates = ctx.memo(("surface-pixels", second.frame_id), lambda: surface_pixels(ctx.depth(second) > 0))
+    distractors = pick_distractors(candidates, truth, rng, separation=separation)
     if distractors is None:
         return None
     labels = LABEL_SETS[int(rng.integers(len(LABEL_SETS)))]

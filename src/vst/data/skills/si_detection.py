@@ -66,11 +66,16 @@ def camera_box(obj: ObjectInstance, frame: Frame):
     return box_in_camera((obj.box.center, obj.box.size, obj.box.rotation), frame.pose)
 
 
+def scene_camera_box(ctx: SceneContext, obj: ObjectInstance, frame: Frame):
+    """`camera_box`, computed once per (frame, object) of the scene: the filters and the answers share it."""
+    return ctx.memo(("camera_box", frame.frame_id, obj.instance_id), lambda: camera_box(obj, frame))
+
+
 def passes(ctx: SceneContext, frame: Frame, obj: ObjectInstance) -> bool:
     seen = frame.visibility.get(obj.instance_id)
     if seen is None:
         return False
-    return is_detectable(seen.visible_frac, seen.pixels, float(camera_box(obj, frame).center[2]), ctx.min_pixels(frame))
+    return is_detectable(seen.visible_frac, seen.pixels, float(scene_camera_box(ctx, obj, frame).center[2]), ctx.min_pixels(frame))
 
 
 def is_visible(frame: Frame, obj: ObjectInstance) -> bool:
@@ -107,7 +112,7 @@ def filter_margins(ctx: SceneContext, frames: Sequence[Frame], objects: Sequence
         good = [frame for frame in frames if passes(ctx, frame, obj)]
         fractions.append(max(frame.visibility[obj.instance_id].visible_frac for frame in good) - MIN_VISIBLE_FRAC)
         pixels.append(max(frame.visibility[obj.instance_id].pixels - ctx.min_pixels(frame) for frame in good))
-        depths.append(max(float(camera_box(obj, frame).center[2]) for frame in good) - MIN_DEPTH_M)
+        depths.append(max(float(scene_camera_box(ctx, obj, frame).center[2]) for frame in good) - MIN_DEPTH_M)
     return {"margin_visible_frac": round(min(fractions), 4), "margin_pixels": int(min(pixels)),
             "margin_depth_m": round(min(depths), 4)}
 
@@ -124,9 +129,11 @@ def encode_boxes(entries: list[dict]) -> str:
     return f"```json\n[\n{body}\n]\n```"
 
 
-def box_entries(objects: Sequence[ObjectInstance], reference: Frame) -> tuple[list[dict], list[list[float]]]:
-    """(answer entries with rounded boxes, unrounded VST boxes), both in the camera frame of `reference`."""
-    raw = [box_to_vst9(camera_box(obj, reference)) for obj in objects]
+def box_entries(ctx: SceneContext, objects: Sequence[ObjectInstance], reference: Frame) -> tuple[list[dict], list[list[float]]]:
+    """(answer entries with rounded boxes, unrounded VST boxes), both in the camera frame of `reference`; each box is
+    converted once per scene and frame."""
+    raw = [ctx.memo(("vst9", reference.frame_id, obj.instance_id),
+                    lambda obj=obj: box_to_vst9(scene_camera_box(ctx, obj, reference))) for obj in objects]
     entries = [{"bbox_3d": rounded(values), "label": label(obj)} for obj, values in zip(objects, raw)]
     return entries, [[float(v) for v in values] for values in raw]
 
@@ -163,7 +170,7 @@ def boxes_sample(ctx: SceneContext, skill: str, frames: Sequence[Frame], objects
     unify = bool(ctx.options.get("fov_unify", True))
     shown = [detection_media(ctx, frame, markers if index == 0 else (), unify) for index, frame in enumerate(frames)]
     reference = frames[0]
-    entries, raw = box_entries(objects, reference)
+    entries, raw = box_entries(ctx, objects, reference)
     prompt = camera_prompt(reference.intrinsics, shown[0][1], question)
     meta = {
         **meta,

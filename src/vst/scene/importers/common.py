@@ -26,6 +26,7 @@ from vst.scene.capture import FRAMES_DIR, compute_visibility, depth_to_png16, en
 from vst.scene.mesh import Mesh, scene_mesh
 from vst.scene.render import Renderer, RenderOutput
 from vst.scene.types import OBB, Frame, Intrinsics, ObjectInstance, Room, Scene, SceneError, atomic_write_bytes
+from vst.scene.video import write_scene_video
 
 DEPTH_BOX_MARGIN_M = 0.02  # depth + boxes masks: a point this close outside a box still belongs to it (sensor noise,
                            # and surfaces that lie exactly on a box face, such as a floor on its box's top)
@@ -443,6 +444,7 @@ def write_scene(raw: RawScene, out_dir: str | Path, options: ImportOptions, rend
     scene = skeleton.model_copy(update={"frames": frames, "room": room,
                                         "fps": options.fps if any(f.sequence == "video" for f in frames) else None})
     scene = Scene.model_validate(scene.model_dump())  # validate the assembled scene once, as a reader would
+    write_scene_video(scene, out_dir)  # encoded once here instead of on every data-engine run over the scan
     scene.save(out_dir)
     return scene
 
