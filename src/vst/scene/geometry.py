@@ -305,6 +305,14 @@ def _segment_distances(start_a, end_a, start_b, end_b) -> np.ndarray:
     return np.linalg.norm(start_a + d1 * s[:, None] - (start_b + d2 * t[:, None]), axis=1)
 
 
+def _edge_pairs() -> tuple[np.ndarray, np.ndarray]:
+    pairs = np.array(list(itertools.product(range(len(BOX_EDGES)), repeat=2)))
+    return BOX_EDGES[pairs[:, 0]], BOX_EDGES[pairs[:, 1]]
+
+
+_EDGE_PAIRS = _edge_pairs()  # every (edge of a, edge of b), 144 pairs
+
+
 def box_distance(box_a: Box | Sequence, box_b: Box | Sequence) -> float:
     """Closest-point distance (m) between two solid oriented boxes; 0 when they touch or overlap.
 
@@ -316,8 +324,7 @@ def box_distance(box_a: Box | Sequence, box_b: Box | Sequence) -> float:
         return 0.0
     corners_a, corners_b = box_corners(a), box_corners(b)
     best = min(point_box_distance(corners_a, b).min(), point_box_distance(corners_b, a).min())
-    pairs = np.array(list(itertools.product(range(12), repeat=2)))
-    edges_a, edges_b = BOX_EDGES[pairs[:, 0]], BOX_EDGES[pairs[:, 1]]
+    edges_a, edges_b = _EDGE_PAIRS
     segment = _segment_distances(corners_a[edges_a[:, 0]], corners_a[edges_a[:, 1]], corners_b[edges_b[:, 0]], corners_b[edges_b[:, 1]])
     return float(min(best, segment.min()))
 
