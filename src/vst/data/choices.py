@@ -10,8 +10,9 @@ are then pushed onto C and D. Numeric distractors follow VLM-3R: drawn from [0.2
 apart.
 
 `as_text_answer` rewrites a lettered question into the name-answer form (the options listed without letters, the
-answer their text, reward `option_text`). VST answers by letter and so do the 3B/7B configs; the tiny demo uses the
-text form because a 2 M-parameter model trained for minutes does not form the name-to-letter binding (docs/demo.md).
+answer their text, reward `option_text`; engine option `answer_form: text`). VST answers by letter, and so do all
+shipped configs: on the tiny demo the text form measured no better, since copying an option needs the same lookup
+as binding a letter (docs/demo.md).
 """
 
 from __future__ import annotations
