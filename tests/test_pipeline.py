@@ -40,6 +40,12 @@ def test_config_errors_name_file_and_field(tmp_path):
     path.write_text("colour: red\n")
     with pytest.raises(ValueError, match="p.yaml: colour: Extra inputs are not permitted"):
         load_pipeline_config(path)
+    path.write_text("tokenizer: data\nmodel: Qwen/Qwen2.5-VL-3B-Instruct\n")  # checked before any data is made
+    with pytest.raises(ValueError, match=r"p.yaml: tokenizer: data builds a tiny model; model 'Qwen/Qwen2.5-VL-3B-Instruct'"):
+        load_pipeline_config(path)
+    path.write_text("vocab: 2048\n")
+    with pytest.raises(ValueError, match=r"p.yaml: vocab sizes the tokenizer"):
+        load_pipeline_config(path)
     config, folder = load_pipeline_config("configs/pipeline/tiny-cpu.yaml", {"out": "elsewhere", "seed": None})
     assert config.out == "elsewhere" and config.seed == 0 and (folder / config.stages["sft"].config).is_file()
     assert (folder / config.vst_p.recipe).is_file()
@@ -98,6 +104,8 @@ def test_tiny_pipeline_runs_every_stage_writes_the_report_and_resumes(tmp_path, 
              if sample.response.replace(" ", "").isalpha()}
     assert names and all(len(tokenizer.tokenize(name)) == len(name.split()) for name in names), names  # a token a word
     assert json.loads((out / "eval" / "base" / "scores.json").read_text())["run"]["model"] == str(out / "model")
+    built = json.loads((out / "model" / "vst_build.json").read_text())  # a rerun with other settings rebuilds it
+    assert built["model"] == "tiny" and built["vocab"] is None and len(built["corpus_sha256"]) == 64
     for block in data["stages"].values():
         assert block["n"] > 0 and block["ci95"][0] <= block["overall"] <= block["ci95"][1]
         assert set(block["modalities"]) <= {"single_image", "multi_image", "video"} and block["skills"]

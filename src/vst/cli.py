@@ -214,7 +214,7 @@ def data_generate(
     shard_index: Annotated[int, typer.Option("--shard-index", min=0, help="Which shard this process writes.")] = 0,
     num_shards: Annotated[int, typer.Option("--num-shards", min=1, help="Scenes are split round-robin over shards.")] = 1,
     fov_unify: Annotated[bool, typer.Option("--fov-unify/--no-fov-unify", help="Rescale 3D-detection images to VST's virtual camera.")] = True,
-    answer_form: Annotated[str, typer.Option("--answer-form", help="letter: VST's lettered options; text: the name-answer form (the option's text is the answer), for tiny models.")] = "letter",
+    answer_form: Annotated[Optional[str], typer.Option("--answer-form", help="letter: VST's lettered options (the default); text: the name-answer form (the option's text is the answer). Overrides the recipe's options.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the jobs as Ray tasks: 'local' (start Ray here), 'auto' (this node's cluster) or an address (ray://host:10001). Outputs go to --out, which every node must see. pip install 'vst[ray]'.")] = None,
@@ -243,13 +243,16 @@ def data_generate(
         console.print(f"[yellow]skill error {key}: {error}[/]", highlight=False)
 
 
-def _answer_form(form: str) -> dict:
-    """The engine option for --answer-form; the default adds nothing, so default shards keep their fingerprints."""
+def _answer_form(form: str | None) -> dict:
+    """The engine option for --answer-form; without the flag nothing is added (the recipe's options, else letters), so
+    default shards keep their fingerprints."""
     from vst.data.choices import ANSWER_FORMS
 
+    if form is None:
+        return {}
     if form not in ANSWER_FORMS:
         raise typer.BadParameter(f"{form!r}: expected one of {', '.join(ANSWER_FORMS)}", param_hint="--answer-form")
-    return {} if form == "letter" else {"answer_form": form}
+    return {"answer_form": form}
 
 
 def _scene_roots(items: list[str]) -> tuple[list[Path], list[float] | None]:
@@ -279,7 +282,7 @@ def data_reason(
     teacher_model: Annotated[Optional[str], typer.Option("--teacher-model", help="Model name at --teacher-url.")] = None,
     teacher_concurrency: Annotated[int, typer.Option("--teacher-concurrency", min=1, help="Teacher requests in flight.")] = 8,
     general: Annotated[Optional[list[str]], typer.Option("--general", help="CATEGORY=FILE of general reasoning data (gr_math, gr_ocr, gr_knowledge; .json/.jsonl/.parquet); repeatable.")] = None,
-    answer_form: Annotated[str, typer.Option("--answer-form", help="letter (VST) or text: as for vst data generate.")] = "letter",
+    answer_form: Annotated[Optional[str], typer.Option("--answer-form", help="letter (VST, the default) or text: as for vst data generate.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes, one scene each at a time.")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the scenes as Ray tasks: 'local', 'auto' or an address (ray://host:10001); --out must be shared storage. pip install 'vst[ray]'.")] = None,

@@ -15,6 +15,7 @@ training set's median for that skill, a prior any model can learn without lookin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -26,7 +27,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 STAGES = ("sft", "coldstart", "rl")
 DEFAULT_CONFIG = "configs/pipeline/tiny-cpu.yaml"
@@ -104,6 +105,16 @@ class PipelineConfig(_Strict):
     eval: EvalConfig = EvalConfig()
     stages: dict[str, StageConfig] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _tokenizer_needs_a_tiny_model(self) -> PipelineConfig:
+        from vst.models.loading import TINY_MODELS
+
+        if self.tokenizer == "data" and self.model not in TINY_MODELS:
+            raise ValueError(f"tokenizer: data builds a tiny model; model {self.model!r} is not one of {sorted(TINY_MODELS)}")
+        if self.vocab is not None and self.tokenizer != "data":
+            raise ValueError("vocab sizes the tokenizer `tokenizer: data` trains; set tokenizer: data or leave vocab out")
+        return self
+
 
 def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[PipelineConfig, Path]:
     """(config, folder its relative paths are resolved against); errors name the file and field."""
@@ -116,7 +127,8 @@ def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = No
         config = PipelineConfig.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        raise ValueError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        where = ".".join(str(p) for p in first["loc"])  # empty for a check across fields
+        raise ValueError(f"{path}: {where + ': ' if where else ''}{first['msg'].removeprefix('Value error, ')}") from None
     unknown = [name for name in config.stages if name not in STAGES]
     if unknown:
         raise ValueError(f"{path}: stages.{unknown[0]}: unknown stage (expected {', '.join(STAGES)})")
@@ -268,14 +280,21 @@ class Pipeline:
         from vst.data.shards import read_samples
         from vst.models.loading import TINY_MODELS
         from vst.models.tiny import TOKENIZER_CORPUS, save_tiny
+        from vst.scene.types import atomic_write_text
 
-        if self.config.model not in TINY_MODELS:
-            raise ValueError(f"tokenizer: data builds a tiny model; model {self.config.model!r} is not one of {sorted(TINY_MODELS)}")
         shards = [vst_p_shard(self.out), self.out / "data" / "vst-r" / OUTPUTS["cot"]]
         texts = [turn.value.replace(IMAGE_PLACEHOLDER, "").replace(VIDEO_PLACEHOLDER, "")
                  for sample in read_samples([shard for shard in shards if shard.is_file()]) for turn in sample.conversations]
-        save_tiny(self.out / "model", size=TINY_MODELS[self.config.model], seed=self.config.seed, vocab=self.config.vocab,
-                  corpus=[*TOKENIZER_CORPUS, *texts])
+        folder, corpus = self.out / "model", [*TOKENIZER_CORPUS, *texts]
+        # what the model is built from: a re-run with another model, vocab, seed or data rebuilds it, never reuses it
+        recipe = {"model": self.config.model, "vocab": self.config.vocab, "seed": self.config.seed,
+                  "corpus_sha256": hashlib.sha256("\n".join(corpus).encode()).hexdigest()}
+        stamp = folder / "vst_build.json"
+        if folder.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != recipe):
+            shutil.rmtree(folder)
+        if not stamp.is_file():
+            save_tiny(folder, size=TINY_MODELS[self.config.model], seed=self.config.seed, vocab=self.config.vocab, corpus=corpus)
+            atomic_write_text(stamp, json.dumps(recipe, indent=1) + "\n")
 
     def _recipe_arg(self, recipe: str) -> str:
         return str(_resolve(recipe, self.folder)) if recipe.endswith((".yaml", ".yml")) else recipe

@@ -140,3 +140,21 @@ def test_engine_answer_form_text_changes_only_the_lettered_samples(tmp_path, sma
     assert changed >= 10
     with pytest.raises(ValueError, match="answer_form 'word'"):
         run(EngineConfig(scenes=tmp_path / "scenes", out=tmp_path / "bad", recipe=recipe, n=6, seed=0, options={"answer_form": "word"}))
+
+
+def test_recipe_options_name_the_file_and_reach_the_manifest(tmp_path, small_config):
+    from vst.data.recipes import load_recipe
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nskills: {si_depth_comparison: 1}\noptions: {answer_form: word}\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: options.answer_form 'word'"):
+        load_recipe(str(bad))
+    good = tmp_path / "text.yaml"
+    good.write_text("name: text\nskills: {si_depth_comparison: 1}\noptions: {answer_form: text}\n")
+    recipe = load_recipe(str(good))
+    generate_scenes(tmp_path / "scenes", 1, seed=3, config=small_config)
+    manifest = run(EngineConfig(scenes=tmp_path / "scenes", out=tmp_path / "out", recipe=recipe, n=6, seed=0))
+    assert manifest["options"] == {"answer_form": "text"}
+    assert all(s.answer["type"] != "mc" for s in read_samples([tmp_path / "out" / manifest["shard"]]))
+    plain = EngineConfig(scenes=tmp_path / "scenes", out=tmp_path / "x", recipe=Recipe("text", recipe.weights), n=6)
+    assert EngineConfig(scenes=tmp_path / "scenes", out=tmp_path / "x", recipe=recipe, n=6).fingerprint() != plain.fingerprint()

@@ -35,7 +35,7 @@ def test_the_same_frames_give_the_same_mp4_whatever_came_before(two_videos):
 
 def test_scenes_store_their_video_and_the_engine_gives_the_same_bytes_with_or_without_it(tmp_path, small_config, monkeypatch):
     """`vst scenes generate` writes videos/<key>.mp4; the engine reads it instead of encoding (encode_mp4 is made to
-    fail), and a copy of the scenes without it gives the same shard bytes. A changed frame changes the key."""
+    fail), and a copy of the scenes without it gives the same shard bytes. A frame changed in place changes the key."""
     import shutil
 
     from vst.data.engine import EngineConfig, run
@@ -60,7 +60,9 @@ def test_scenes_store_their_video_and_the_engine_gives_the_same_bytes_with_or_wi
     cached = run(EngineConfig(scenes=tmp_path / "scenes", out=tmp_path / "out", recipe=recipe, n=12, seed=0))
     assert cached["rows"] == bare["rows"] > 0 and not cached["skill_errors"]
     assert (tmp_path / "out" / cached["shard"]).read_bytes() == (tmp_path / "bare-out" / bare["shard"]).read_bytes()
-    # another picture in a frame file (another size) is another key: the stored file no longer applies
-    with open(folder / frames[0].image_path, "ab") as handle:
-        handle.write(b"\0")
+    # a frame rewritten in place, even at the same size, is another key: the stored file no longer applies
+    path = folder / frames[0].image_path
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
     assert video_cache_path(folder, frames, sequence_fps(scene, frames)) != stored

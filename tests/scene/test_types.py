@@ -50,6 +50,7 @@ def test_round_trip(rendered_scene):
         (lambda d: d["objects"][0]["box"].__setitem__("size", [0.5, -0.1, 0.9]), "scene.json: objects[0].box.size: sizes must be >= 0"),
         (lambda d: d["frames"][0]["visibility"].__setitem__("7", d["frames"][0]["visibility"]["1"]), "scene.json: frames[0].visibility: unknown instance id 7"),
         (lambda d: d["objects"].append(copy.deepcopy(d["objects"][0])), "scene.json: objects[1].instance_id: duplicate instance_id 1"),
+        (lambda d: d["frames"].append(copy.deepcopy(d["frames"][0])), "scene.json: frames[1].frame_id: duplicate frame_id"),
         (lambda d: d["room"].__setitem__("ceiling_z", -1), "scene.json: room: ceiling_z (-1.0) must be above floor_z (0.0)"),
         (lambda d: d["objects"][0].__setitem__("colour", "red"), "scene.json: objects[0].colour: Extra inputs are not permitted"),
         (lambda d: d["frames"][0]["intrinsics"].__setitem__("fx", 0), "scene.json: frames[0].intrinsics.fx: Input should be greater than 0"),

@@ -61,6 +61,8 @@ class EngineConfig:
     def fingerprint(self) -> str:
         payload = {"recipe": [self.recipe.name, sorted(self.recipe.weights.items()), self.recipe.min_fraction], "n": self.n, "seed": self.seed,
                    "num_shards": self.num_shards, "options": self.options, "version": __version__}
+        if self.recipe.options:  # (recipes without options keep the fingerprint they always had)
+            payload["recipe_options"] = self.recipe.options
         if len(self.roots) > 1 or self.scene_weights:  # (one root keeps the fingerprint it always had)
             payload["roots"] = [str(root) for root in self.roots]
             payload["scene_weights"] = self.scene_weights
@@ -251,7 +253,7 @@ def _manifest(config, fingerprint, shard_path, part_paths, totals, skipped, skil
     return {
         "shard": shard_path.name, "rows": rows, "sha256": file_sha256(shard_path), "fingerprint": fingerprint, "vst_version": __version__, "seed": config.seed,
         "n_requested": config.n, "recipe": {"name": config.recipe.name, "weights": config.recipe.weights, "min_fraction": config.recipe.min_fraction},
-        "options": config.options, "shard_index": config.shard_index, "num_shards": config.num_shards,
+        "options": {**config.recipe.options, **config.options}, "shard_index": config.shard_index, "num_shards": config.num_shards,
         "scenes": sorted(p.stem for p in part_paths), "skipped_scenes": skipped, "skill_errors": skill_errors,
         "requested_per_skill": {k: v for k, v in totals.items()}, "counts_per_skill": dict(sorted(skills.items())),
         "counts_per_answer_type": dict(sorted(answer_types.items())), "letters_per_skill": {k: dict(sorted(v.items())) for k, v in sorted(letters.items())},

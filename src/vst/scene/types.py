@@ -184,10 +184,14 @@ class Scene(_Model):
             if instance_id in seen:
                 raise _FieldError(f"objects[{index}].instance_id", f"duplicate instance_id {instance_id}")
             seen.add(instance_id)
+        frame_ids: set[str] = set()
         for index, frame in enumerate(self.frames):
             unknown = sorted(set(frame.visibility) - seen)
             if unknown:
                 raise _FieldError(f"frames[{index}].visibility", f"unknown instance id {unknown[0]}")
+            if frame.frame_id in frame_ids:  # frames are looked up and cached by id
+                raise _FieldError(f"frames[{index}].frame_id", f"duplicate frame_id {frame.frame_id!r}")
+            frame_ids.add(frame.frame_id)
         return self
 
     # -- lookups -------------------------------------------------------------------------------------------

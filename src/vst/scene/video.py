@@ -4,8 +4,8 @@ VST stores a video sample's media as mp4 bytes. Every video question of a scene 
 sequence at the scene's fps), so `write_scene_video` encodes it when the scene is written (`vst scenes generate`,
 `vst scenes import`) into `videos/<key>.mp4`, and the data engine (`cached_mp4`) reads those bytes instead of
 encoding again on every run over the scene (VST-P, held-out, VST-R, each shard). The key hashes what the bytes
-depend on: the frames (file names and sizes), the fps and the encoder settings; anything else misses the cache and
-is encoded as before, so shards are the same bytes with or without it.
+depend on: the frame files' names and contents, the fps, the encoder settings and versions; anything else misses
+the cache and is encoded as before, so shards are the same bytes with or without it.
 """
 
 from __future__ import annotations
@@ -78,11 +78,20 @@ def sequence_fps(scene: Scene, frames: Sequence[Frame]) -> float:
     return float(1.0 / np.median(steps))
 
 
+@functools.cache
+def _encoder_versions() -> list[str]:
+    import av
+
+    return [av.__version__, str(av.library_versions.get("libavcodec", ""))]
+
+
 def video_cache_path(folder: str | Path, frames: Sequence[Frame], fps: float) -> Path:
-    """Where the scene keeps the mp4 of `frames` at `fps`: `videos/<hash of frames, sizes, fps, encoder>.mp4`."""
+    """Where the scene keeps the mp4 of `frames` at `fps`: `videos/<key>.mp4`, the key a hash of the frame files'
+    names and bytes, the fps, the encoder settings and the PyAV / libavcodec versions (a different encoder build may
+    write different bytes, so its videos are encoded again rather than taken from another machine's store)."""
     folder = Path(folder)
-    files = [[frame.image_path, (folder / frame.image_path).stat().st_size] for frame in frames]
-    settings = [VIDEO_CRF, VIDEO_PRESET, _x264_params().get("x264-params", ""), round(float(fps), 6)]
+    files = [[frame.image_path, hashlib.sha256((folder / frame.image_path).read_bytes()).hexdigest()] for frame in frames]
+    settings = [VIDEO_CRF, VIDEO_PRESET, _x264_params().get("x264-params", ""), round(float(fps), 6), *_encoder_versions()]
     key = hashlib.sha256(json.dumps([files, settings]).encode()).hexdigest()[:16]
     return folder / VIDEOS_DIR / f"{key}.mp4"
 
@@ -93,7 +102,7 @@ def cached_mp4(folder: str | Path, frames: Sequence[Frame], fps: float, rgb: Cal
         path = video_cache_path(folder, frames, fps)
         if path.is_file():
             return path.read_bytes()
-    except OSError:  # a frame file that cannot be stat'ed: the decode below reports it by name
+    except OSError:  # a frame file that cannot be read: the decode below reports it by name
         pass
     return encode_mp4(rgb(), fps)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from vst.data.choices import check_answer_form
+
 
 @dataclass
 class Recipe:
@@ -57,4 +59,11 @@ def load_recipe(name_or_path: str) -> Recipe:
     for skill, weight in skills.items():
         if not isinstance(weight, (int, float)) or weight < 0:
             raise ValueError(f"{source}: skills.{skill}: weight must be a number >= 0, got {weight!r}")
-    return Recipe(data.get("name", path.stem), {k: float(v) for k, v in skills.items()}, float(data.get("min_fraction", 0.0)), data.get("description", ""), data.get("options") or {})
+    options = data.get("options") or {}
+    if not isinstance(options, dict):
+        raise ValueError(f"{source}: options: expected a mapping of switch to value, e.g. {{answer_form: text}}")
+    try:
+        check_answer_form(options)
+    except ValueError as error:
+        raise ValueError(f"{source}: options.{error}") from None
+    return Recipe(data.get("name", path.stem), {k: float(v) for k, v in skills.items()}, float(data.get("min_fraction", 0.0)), data.get("description", ""), options)
