@@ -246,13 +246,14 @@ def data_generate(
 def _answer_form(form: str | None) -> dict:
     """The engine option for --answer-form; without the flag nothing is added (the recipe's options, else letters), so
     default shards keep their fingerprints."""
-    from vst.data.choices import ANSWER_FORMS
+    from vst.data.choices import check_answer_form
 
     if form is None:
         return {}
-    if form not in ANSWER_FORMS:
-        raise typer.BadParameter(f"{form!r}: expected one of {', '.join(ANSWER_FORMS)}", param_hint="--answer-form")
-    return {"answer_form": form}
+    try:
+        return {"answer_form": check_answer_form({"answer_form": form})}
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--answer-form") from None
 
 
 def _scene_roots(items: list[str]) -> tuple[list[Path], list[float] | None]:

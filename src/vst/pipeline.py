@@ -91,7 +91,7 @@ class PipelineConfig(_Strict):
     model: str = "tiny-medium"
     seed: int = 0
     # How multiple-choice items are answered in every shard the pipeline writes (VST-P, held-out, VST-R): "letter"
-    # (VST, the real-scale configs) or "text", the option's own text (the tiny demo; docs/demo.md says why).
+    # (VST; every shipped config) or "text", the option's own text (measured on the demo, no better: docs/demo.md).
     answer_form: Literal["letter", "text"] = "letter"
     # With a tiny model name: "default" builds it with the packaged tokenizer; "data" trains its byte-level BPE on the
     # run's own training text (VST-P and VST-R), so object names and answer words are one or two tokens (the demo).

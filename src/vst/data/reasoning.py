@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from vst.data.choices import check_answer_form
 from vst.data.context import SceneContext
 from vst.data.general import GENERAL_CATEGORIES, read_general
 from vst.data.directions import cardinal_angle, in_level_frame, level_heading
@@ -365,8 +366,6 @@ class ReasonConfig:
     options: dict = field(default_factory=dict)  # skill switches, as EngineConfig's (e.g. {"answer_form": "text"})
 
     def __post_init__(self):
-        from vst.data.choices import check_answer_form
-
         check_answer_form(self.options)
 
     def fingerprint(self) -> str:

@@ -62,7 +62,7 @@ def generate(ctx: SceneContext, rng: np.random.Generator) -> Iterator[Sample]:
             if frozenset(order) in asked:
                 continue
             asked.add(frozenset(order))
-            objects = ordered([obj for name in order for obj in groups[name]], order, frames[0])
+            objects = ordered(ctx, [obj for name in order for obj in groups[name]], order, frames[0])
             shared = [obj.instance_id for obj in objects if all(passes(ctx, f, obj) for f in frames)]
             question = str(rng.choice(TEMPLATES)).format(categories=category_phrase(order))
             meta = {"categories": order, "shared_instance_ids": shared, "reference_frame_id": frames[0].frame_id}

@@ -193,10 +193,10 @@ def category_phrase(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def ordered(objects: Sequence[ObjectInstance], names: Sequence[str], reference: Frame) -> list[ObjectInstance]:
+def ordered(ctx: SceneContext, objects: Sequence[ObjectInstance], names: Sequence[str], reference: Frame) -> list[ObjectInstance]:
     """Objects grouped by asked label, nearest first within a label."""
     rank = {name: index for index, name in enumerate(names)}
-    return sorted(objects, key=lambda obj: (rank[label(obj)], float(camera_box(obj, reference).center[2]), obj.instance_id))
+    return sorted(objects, key=lambda obj: (rank[label(obj)], float(scene_camera_box(ctx, obj, reference).center[2]), obj.instance_id))
 
 
 # -- generators ------------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def generate_detection(ctx: SceneContext, rng: np.random.Generator) -> Iterator[
             if frozenset(chosen) in asked:
                 continue
             asked.add(frozenset(chosen))
-            objects = ordered([obj for name in chosen for obj in groups[name]], chosen, frame)
+            objects = ordered(ctx, [obj for name in chosen for obj in groups[name]], chosen, frame)
             question = str(rng.choice(DETECTION_TEMPLATES)).format(categories=category_phrase(chosen))
             yield boxes_sample(ctx, DETECTION_SKILL, [frame], objects, question, "single", {"categories": chosen})
 
