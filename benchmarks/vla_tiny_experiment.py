@@ -4,6 +4,8 @@ in closed loop on held-out initial states. Every step is a `vst` command and is 
 
     python benchmarks/vla_tiny_experiment.py --spatial-init runs/demo/checkpoints/sft      # ~60 min on 2 cores
     python benchmarks/vla_tiny_experiment.py --plot-only                                    # the figure again
+    python benchmarks/vla_tiny_experiment.py --out runs/vla-proprio --demos runs/vla/demos proprio=true \
+        --figure docs/images/vla_tiny_proprio.png                                           # round 4: + state
 
 Recipe (docs/vla.md, round 3): configs/train/tiny-cpu-vla.yaml with chunk=8 execute_steps=4 image_size=112
 max_steps=1200; the two arms train side by side (one thread each), then evaluate side by side.
@@ -62,18 +64,20 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10, help="held-out initial states N..N+M-1")
     parser.add_argument("--figure", type=Path, default=Path("docs/images/vla_tiny.png"))
     parser.add_argument("--plot-only", action="store_true")
+    parser.add_argument("--demos", type=Path, default=None, help="demonstrations to reuse (default: OUT/demos)")
+    parser.add_argument("overrides", nargs="*", help="more key=value for both arms' training, e.g. proprio=true")
     args = parser.parse_args()
     out = args.out
     arms = {"scratch": out / "scratch", "spatial": out / "spatial"}
     if not args.plot_only:
-        demos = out / "demos"
+        demos = args.demos or out / "demos"
         if not (demos / "collect.json").is_file():
             subprocess.run(vst("vla", "collect", "--suite", "libero_spatial", "--tasks", "0", "--episodes",
                                str(args.episodes), "--resolution", "128", "--workers", "2", "--out", str(demos)),
                            check=True)
         inits = {"scratch": "tiny-medium", "spatial": args.spatial_init}
         run_side_by_side([vst("train", "vla", "--config", "configs/train/tiny-cpu-vla.yaml", f"data=[{demos}]",
-                              *RECIPE, f"model_name_or_path={inits[label]}", f"output_dir={folder}")
+                              *RECIPE, *args.overrides, f"model_name_or_path={inits[label]}", f"output_dir={folder}")
                           for label, folder in arms.items() if not (folder / "vla.json").is_file()])
         run_side_by_side([vst("vla", "eval", "--model", str(folder), "--suite", "libero_spatial", "--tasks", "0",
                               "--start", str(args.episodes), "--episodes-per-task", str(args.eval_episodes),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from vst.vla.actions import BinningTokenizer, QuantileNormalizer, action_token, chunk_targets
+from vst.vla.actions import BinningTokenizer, QuantileNormalizer, action_token, chunk_targets, state_text
 
 # VST's norm_stats_libero_spatial.json (Yangr116/VST prepare_data/vla/libero), spec vla.md §2.3.
 SPATIAL_Q01 = [-0.7455, -0.6616, -0.9375, -0.1071, -0.2068, -0.1843, 0.0]
@@ -86,3 +86,23 @@ def test_fit_matches_numpy_quantiles_and_saves_openvla_layout(tmp_path):
     bad.write_text(json.dumps({"action": {"q99": [1]}}))
     with pytest.raises(ValueError, match="bad.json: action.q01"):
         QuantileNormalizer.load(bad)
+
+
+def test_proprio_statistics_are_saved_and_the_state_becomes_one_token_per_dimension(tmp_path):
+    rng = np.random.default_rng(1)
+    actions = np.c_[rng.normal(size=(300, 6)), rng.choice([-1.0, 1.0], 300)]
+    states = np.c_[rng.uniform(-0.3, 0.3, (300, 3)), rng.normal(3.0, 0.1, (300, 3)), rng.uniform(0, 0.04, (300, 2))]
+    normalizer = QuantileNormalizer.fit(actions).with_proprio(states)
+    again = QuantileNormalizer.load(normalizer.save(tmp_path / "stats.json"))
+    proprio = again.proprio()
+    assert np.allclose(proprio.q01, np.quantile(states, 0.01, axis=0)) and proprio.mask.all()
+    assert QuantileNormalizer.fit(actions).proprio() is None  # no statistics, no proprio
+    # a state at or below q01 is the lowest bin (token 255), one above q99 the highest (token 0); one token a dimension
+    assert state_text(proprio.q01, proprio) == action_token(255) * 8
+    assert state_text(proprio.q99 + 1.0, proprio) == action_token(0) * 8
+    # a state is recovered within half a bin of its normalised range
+    state = states[17]
+    indices = BinningTokenizer().parse(state_text(state, proprio))
+    decoded = proprio.unnormalize(BinningTokenizer(dim=8).decode(indices)[0])
+    clipped = np.clip(state, proprio.q01, proprio.q99)
+    assert np.all(np.abs(decoded - clipped) <= HALF_BIN / 2 * (proprio.q99 - proprio.q01) + 1e-9)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from tests.vla.test_data import write_libero_fixture
 from vst.cli import app
+from vst.vla.actions import BinningTokenizer
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train" / "tiny-cpu-vla.yaml"
 pytest.importorskip("h5py")
@@ -118,3 +119,40 @@ def test_a_rerun_resumes_and_keeps_the_data(tmp_path, tiny_folder):
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 3 and [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]
     assert not list(out.glob("checkpoint-*"))  # a finished run keeps only the policy
+
+
+def test_proprio_puts_the_state_in_the_prompt_and_the_policy_needs_it(tmp_path, tiny_folder):
+    import pyarrow.parquet as pq
+
+    from vst.vla.policy import RemotePolicy, VLAPolicy, make_server
+    from vst.vla.data import read_libero_hdf5
+
+    out, _ = train(tmp_path, tiny_folder, "max_steps=1", "proprio=true", "filter_noops=false")
+    episode = next(read_libero_hdf5(tmp_path / "demos" / "put_the_bowl_on_the_plate_demo.hdf5"))
+    stats = json.loads((out / "norm_stats.json").read_text())["proprio"]
+    assert np.allclose(stats["q01"], np.quantile(np.concatenate(
+        [e.states for e in read_libero_hdf5(tmp_path / "demos" / "put_the_bowl_on_the_plate_demo.hdf5")]), 0.01, 0))
+    row = pq.read_table(out / "data" / "vla-train.parquet").slice(0, 1).to_pylist()[0]
+    prompt = row["conversations"][0]["value"]
+    head, state = prompt.split(" State: ")
+    assert head.endswith("What action should the robot take to put the bowl on the plate?")
+    assert len(BinningTokenizer(dim=8).parse(state)) == 8 and state == BinningTokenizer(dim=8).text(
+        VLAPolicy.load(out).proprio.normalize(episode.states[0]))
+    policy = VLAPolicy.load(out)
+    assert json.loads((out / "vla.json").read_text())["proprio"] is True
+    image = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="give the state"):
+        policy.predict(image, "put the bowl on the plate")
+    actions = policy.predict(image, "put the bowl on the plate", episode.states[0])
+    server = make_server(policy, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        remote = RemotePolicy(f"http://127.0.0.1:{server.server_address[1]}")
+        assert remote.settings["proprio"] is True
+        assert np.allclose(remote.predict(image, "put the bowl on the plate", episode.states[0]), actions)
+        with pytest.raises(RuntimeError, match="400.*give the state"):
+            remote.predict(image, "put the bowl on the plate")
+    finally:
+        server.shutdown()
+        server.server_close()

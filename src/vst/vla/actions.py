@@ -93,6 +93,23 @@ class QuantileNormalizer:
         temp.replace(path)
         return path
 
+    def with_proprio(self, states: np.ndarray) -> QuantileNormalizer:
+        """Also fit statistics of the robot's state (N, S), kept under `proprio` (OpenVLA's key for them)."""
+        states = np.asarray(states, dtype=np.float64)
+        if states.ndim != 2 or len(states) == 0:
+            raise ValueError(f"normalizer: expected states (N, S) with N > 0, got {states.shape}")
+        fitted = {"q01": np.quantile(states, 0.01, axis=0), "q99": np.quantile(states, 0.99, axis=0),
+                  "mean": states.mean(0), "std": states.std(0), "min": states.min(0), "max": states.max(0)}
+        self.stats["proprio"] = {key: value.tolist() for key, value in fitted.items()}
+        return self
+
+    def proprio(self) -> QuantileNormalizer | None:
+        """The state's statistics as a normaliser of every dimension, or None when the file has none."""
+        stats = self.stats.get("proprio") or {}
+        if "q01" not in stats or "q99" not in stats:
+            return None
+        return QuantileNormalizer(stats["q01"], stats["q99"], [True] * len(stats["q01"]))
+
     @classmethod
     def from_json(cls, payload: dict, where: str = "statistics") -> QuantileNormalizer:
         """OpenVLA's `dataset_statistics.json` (optionally keyed by dataset name, as OpenVLA writes it) or VST's
@@ -162,6 +179,14 @@ class BinningTokenizer:
         import re
 
         return [int(k) for k in re.findall(r"<\|action_(\d+)\|>", text) if int(k) < self.n_bins]
+
+
+def state_text(state: np.ndarray, proprio: QuantileNormalizer, n_bins: int = 256) -> str:
+    """The robot's state as prompt tokens: each dimension quantile-normalised and binned like an action, written
+    with the same `<|action_k|>` tokens (one token per dimension; openpi's π0-FAST puts its binned state in the
+    prompt the same way, as text)."""
+    state = np.asarray(state, dtype=np.float64).reshape(-1)
+    return BinningTokenizer(n_bins, dim=state.size).text(proprio.normalize(state))
 
 
 def chunk_targets(actions: np.ndarray, chunk: int) -> np.ndarray:

@@ -344,22 +344,41 @@ def frame_png(image: np.ndarray, size: int, turn: bool) -> bytes:
     return buffer.getvalue()
 
 
+def question(instruction: str, state: np.ndarray | None = None, proprio=None, n_bins: int = 256) -> str:
+    """The prompt's text: VST's question, and with `proprio` statistics the robot's state after it as binned tokens
+    (`vla.actions.state_text`; off in VST's recipe)."""
+    text = PROMPT.format(instruction=instruction.strip().lower())
+    if proprio is None:
+        return text
+    if state is None:
+        raise ValueError("the policy was trained with the robot's state in its prompt (proprio); give the state")
+    from vst.vla.actions import state_text
+
+    return f"{text} State: {state_text(state, proprio, n_bins)}"
+
+
 def episode_samples(episode: Episode, normalizer, tokenizer, image_size: int = 256, episode_id: str = "",
-                    data_source: str = "libero"):
-    """One training `Sample` per step of `episode` (filter no-ops first: `Episode.select(noop_mask(...))`)."""
+                    data_source: str = "libero", proprio=None):
+    """One training `Sample` per step of `episode` (filter no-ops first: `Episode.select(noop_mask(...))`); with
+    `proprio` statistics the prompt also holds the step's state."""
     from vst.data.sample import IMAGE_PLACEHOLDER, Media, Sample, Turn
     from vst.vla.actions import chunk_targets
 
+    if proprio is not None and episode.states is None:
+        raise ValueError(f"{episode.source}: states: missing; proprio=true needs the robot's state "
+                         "(LIBERO HDF5 obs/ee_states + obs/gripper_states, LeRobot observation.state)")
     targets = chunk_targets(episode.actions, tokenizer.chunk)  # (T, chunk, 7)
     normalized = normalizer.normalize(targets)
-    question = PROMPT.format(instruction=episode.instruction)
     for t in range(len(episode)):
+        state = None if proprio is None else episode.states[t]
+        prompt = question(episode.instruction, state, proprio, tokenizer.n_bins)
         yield Sample(
             id=f"{episode_id}-{t:04d}", type="vla", skill="vla", modality="single", data_source=data_source,
-            conversations=[Turn("human", IMAGE_PLACEHOLDER + question), Turn("gpt", tokenizer.text(normalized[t]))],
+            conversations=[Turn("human", IMAGE_PLACEHOLDER + prompt), Turn("gpt", tokenizer.text(normalized[t]))],
             images=[Media(frame_png(episode.images[t], image_size, not episode.upright))],
             meta_info={"action": np.round(normalized[t], 6).tolist(), "action_unnorm": targets[t].tolist(),
                        "language_instruction": episode.instruction, "data_source": data_source,
-                       "source": episode.source, "step": t},
+                       "source": episode.source, "step": t,
+                       **({} if state is None else {"state": np.asarray(state, dtype=np.float64).round(6).tolist()})},
             answer={"type": "text", "value": tokenizer.text(normalized[t])},
         )

@@ -91,7 +91,8 @@ def run_episode(env, policy, episode: int, max_steps: int, record: bool) -> tupl
         image = env.image(obs)
         if record:
             frames.append(upright(image))
-        chunk = np.asarray(policy.predict(image, env.instruction)).reshape(-1, 7)
+        state = env.state(obs) if policy.settings.get("proprio") else None
+        chunk = np.asarray(policy.predict(image, env.instruction, state)).reshape(-1, 7)
         for action in chunk[: policy.execute_steps]:
             obs, success = env.step(action)
             steps += 1

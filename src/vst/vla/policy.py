@@ -1,4 +1,4 @@
-"""A trained VLA as a policy: `predict(image, instruction) -> (steps, 7)` actions, in process or over HTTP.
+"""A trained VLA as a policy: `predict(image, instruction, state=None) -> (steps, 7)` actions, in process or over HTTP.
 
 `VLAPolicy.load(folder)` reads what `vst train vla` wrote (the Hugging Face folder, `norm_stats.json`, `vla.json`).
 A prediction renders the frame and the prompt through the same path as training (`vla.data.frame_png`,
@@ -7,8 +7,8 @@ tokens allowed unless `constrained_decoding` is off (VST's exact, unconstrained 
 centres, un-normalises the masked dimensions and binarises the gripper with `sign(2x - 1)` (spec vla.md §2.3-2.4).
 
 `serve(policy, port)` exposes it as `POST /act` with JSON `{"image": base64 PNG of the raw camera frame,
-"instruction": str}` -> `{"actions": [[7 floats], ...]}`, so a GPU server can drive CPU simulators;
-`RemotePolicy(url)` is the client with the same `predict`.
+"instruction": str, "state": [8 floats] (a policy trained with proprio only)}` -> `{"actions": [[7 floats], ...]}`,
+so a GPU server can drive CPU simulators; `RemotePolicy(url)` is the client with the same `predict`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ class VLAPolicy:
         if any(i is None or i == processor.tokenizer.unk_token_id for i in self.action_ids):
             raise ValueError("policy: the tokenizer has no <|action_i|> tokens; was the model trained by vst train vla?")
         self.first_id = self.action_ids[0]
+        self.proprio = normalizer.proprio() if settings.get("proprio") else None
+        if settings.get("proprio") and self.proprio is None:
+            raise ValueError("policy: vla.json says proprio but norm_stats.json has no proprio statistics")
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu", dtype: str = "float32") -> VLAPolicy:
@@ -50,22 +53,24 @@ class VLAPolicy:
     def execute_steps(self) -> int:
         return int(self.settings.get("execute_steps") or self.tokenizer.chunk)
 
-    def _inputs(self, images: list[np.ndarray], instructions: list[str]):
+    def _inputs(self, images: list[np.ndarray], instructions: list[str], states=None):
         from vst.data.sample import IMAGE_PLACEHOLDER, Media, Sample, Turn
         from vst.models.processing import Budgets, encode_for_generation
-        from vst.vla.data import PROMPT, frame_png
+        from vst.vla.data import frame_png, question
 
         size = int(self.settings["image_size"])
+        states = states if states is not None else [None] * len(images)
         prompts = [Sample(id=str(i), type="vla", conversations=[
-            Turn("human", IMAGE_PLACEHOLDER + PROMPT.format(instruction=text.strip().lower()))],
+            Turn("human", IMAGE_PLACEHOLDER + question(text, state, self.proprio, self.tokenizer.n_bins))],
             images=[Media(frame_png(image, size, bool(self.settings.get("rotate_180", True))))])
-            for i, (image, text) in enumerate(zip(images, instructions))]
+            for i, (image, text, state) in enumerate(zip(images, instructions, states))]
         budgets = Budgets(image_min_pixels=self.settings.get("image_min_pixels", 56 * 56),
                           image_max_pixels=self.settings.get("image_max_pixels", size * size))
         return encode_for_generation(prompts, self.processor, budgets).to(self.model.device)
 
-    def predict_batch(self, images: list[np.ndarray], instructions: list[str]) -> np.ndarray:
-        """(B, chunk, 7) actions for raw camera frames (as the simulator renders them) and instructions."""
+    def predict_batch(self, images: list[np.ndarray], instructions: list[str], states=None) -> np.ndarray:
+        """(B, chunk, 7) actions for raw camera frames (as the simulator renders them) and instructions; `states`
+        (B, 8), the robot's proprio, when the policy was trained with it (`proprio`)."""
         import torch
         from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -77,7 +82,7 @@ class VLAPolicy:
                 masked[:, first:first + n] = scores[:, first:first + n]
                 return masked
 
-        inputs = self._inputs(images, instructions)
+        inputs = self._inputs(images, instructions, states)
         processors = LogitsProcessorList([OnlyActions()]) if self.settings.get("constrained_decoding", True) else None
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=self.tokenizer.n_tokens, min_new_tokens=self.tokenizer.n_tokens,
@@ -96,8 +101,8 @@ class VLAPolicy:
         actions[..., -1] = np.where(2.0 * actions[..., -1] - 1.0 > 0, 1.0, -1.0)
         return actions
 
-    def predict(self, image: np.ndarray, instruction: str) -> np.ndarray:
-        return self.predict_batch([image], [instruction])[0]
+    def predict(self, image: np.ndarray, instruction: str, state: np.ndarray | None = None) -> np.ndarray:
+        return self.predict_batch([image], [instruction], None if state is None else [state])[0]
 
 
 def encode_image(image: np.ndarray) -> str:
@@ -134,11 +139,14 @@ class RemotePolicy:
     def execute_steps(self) -> int:
         return int(self.settings.get("execute_steps") or self.settings.get("chunk", 1))
 
-    def predict(self, image: np.ndarray, instruction: str) -> np.ndarray:
+    def predict(self, image: np.ndarray, instruction: str, state: np.ndarray | None = None) -> np.ndarray:
         import urllib.error
         import urllib.request
 
-        body = json.dumps({"image": encode_image(image), "instruction": instruction}).encode()
+        request = {"image": encode_image(image), "instruction": instruction}
+        if state is not None:
+            request["state"] = np.asarray(state, dtype=np.float64).tolist()
+        body = json.dumps(request).encode()
         request = urllib.request.Request(self.url + "/act", data=body, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -175,10 +183,11 @@ def make_server(policy: VLAPolicy, host: str = "127.0.0.1", port: int = 8000):
             try:
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 image, instruction = decode_image(request["image"]), str(request["instruction"])
+                state = None if request.get("state") is None else np.asarray(request["state"], dtype=np.float64)
+                with lock:
+                    actions = policy.predict(image, instruction, state)
             except (KeyError, ValueError, TypeError) as error:
                 return self._reply(400, {"error": f"bad request: {error}"})
-            with lock:
-                actions = policy.predict(image, instruction)
             self._reply(200, {"actions": actions.tolist()})
 
         def log_message(self, *args):  # quiet: one line per request would drown the simulators' progress

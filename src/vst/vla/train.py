@@ -60,6 +60,9 @@ class VSTVLAConfig(VSTSFTConfig):
     camera: str | None = field(default=None, metadata={"help": "LeRobot camera key (default: the agentview one)."})
     max_episodes: int | None = field(default=None, metadata={"help": "Use at most this many episodes."})
     keep_checkpoints: bool = field(default=False, metadata={"help": "Keep checkpoint-N folders after a finished run."})
+    proprio: bool = field(default=False, metadata={
+        "help": "Put the robot's state (LIBERO: end-effector position, axis-angle, gripper joints) in the prompt as "
+                "binned tokens after the question. Not in VST's recipe; openpi's π0-FAST prompts with its state."})
     constrained_decoding: bool = field(default=True, metadata={
         "help": "At inference, allow only action tokens (False: VST's unconstrained greedy decode)."})
 
@@ -72,7 +75,7 @@ def _data_fingerprint(config: VSTVLAConfig) -> str:
         files += (sorted(str(p) for p in path.rglob("*") if p.is_file() and ".parts" not in p.parts)
                   if path.is_dir() else [str(path)])
     settings = [config.n_bins, config.chunk, config.image_size, config.filter_noops, config.norm_stats,
-                config.camera, config.max_episodes]
+                config.camera, config.max_episodes] + ([True] if config.proprio else [])
     return files_fingerprint("vla-samples " + json.dumps(settings), files)
 
 
@@ -107,9 +110,19 @@ def make_data(config: VSTVLAConfig, out: Path, log=print) -> tuple[Path, Quantil
         normalizer = QuantileNormalizer.load(config.norm_stats)
     else:
         normalizer = QuantileNormalizer.fit(np.concatenate([e.actions for e in episodes]), n_trajectories=len(episodes))
+    proprio = None
+    if config.proprio:
+        missing = [e.source for e in episodes if e.states is None]
+        if missing:
+            raise ValueError(f"{missing[0]}: states: missing; proprio=true needs the robot's state in every episode "
+                             f"({len(missing)} of {len(episodes)} lack it)")
+        if normalizer.proprio() is None:  # statistics given without a proprio part are completed from the data
+            normalizer.with_proprio(np.concatenate([e.states for e in episodes]))
+        proprio = normalizer.proprio()
     tokenizer = BinningTokenizer(config.n_bins, chunk=config.chunk)
     samples = [sample for i, episode in enumerate(episodes)
-               for sample in episode_samples(episode, normalizer, tokenizer, config.image_size, f"ep{i:05d}")]
+               for sample in episode_samples(episode, normalizer, tokenizer, config.image_size, f"ep{i:05d}",
+                                             proprio=proprio)]
     out.mkdir(parents=True, exist_ok=True)
     normalizer.save(stats_path)
     write_samples(shard, samples)
@@ -150,7 +163,7 @@ def policy_settings(config: VSTVLAConfig, normalizer, action_ids: list[int]) -> 
     return {"n_bins": config.n_bins, "chunk": config.chunk, "dim": ACTION_DIM,
             "execute_steps": config.execute_steps or config.chunk, "image_size": config.image_size,
             "prompt": PROMPT, "gripper": "sign(2x-1)", "rotate_180": True,
-            "constrained_decoding": config.constrained_decoding, "action_token_ids": [action_ids[0], action_ids[-1]],
+            "proprio": config.proprio, "constrained_decoding": config.constrained_decoding, "action_token_ids": [action_ids[0], action_ids[-1]],
             "image_min_pixels": config.image_min_pixels, "image_max_pixels": config.image_max_pixels,
             "initialised_from": config.model_name_or_path, "data": [str(d) for d in config.data]}
 
