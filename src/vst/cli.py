@@ -207,7 +207,7 @@ def scenes_show(
 @data_app.command("generate")
 def data_generate(
     scenes: Annotated[list[str], typer.Option("--scenes", help="Folder of scene folders (vst scenes generate / import); repeat it to mix sources, as DIR=WEIGHT for each root's share of the samples (e.g. --scenes scannet=0.4 --scenes arkit=0.3 --scenes procedural=0.3).")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder for shards and manifests.")],
+    out: Annotated[str, typer.Option("--out", help="Output folder for shards and manifests, or an fsspec URL every worker can write to (s3://bucket/vst-p; needs s3fs, gcsfs, ...).")],
     recipe: Annotated[str, typer.Option("--recipe", help="Packaged recipe name (vst-p) or a YAML file.")] = "vst-p",
     n: Annotated[int, typer.Option("--n", min=1, help="Samples requested over all shards.")] = 2000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -220,12 +220,13 @@ def data_generate(
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the jobs as Ray tasks: 'local' (start Ray here), 'auto' (this node's cluster) or an address (ray://host:10001). Outputs go to --out, which every node must see. pip install 'vst[ray]'.")] = None,
 ) -> None:
     """Generate VST-P samples from scenes into a parquet shard (resumable; shards are independent)."""
+    from vst.common.storage import Store
     from vst.data.engine import EngineConfig, plan_scenes, run
     from vst.data.recipes import load_recipe
 
     with reporting_errors():
         roots, weights = _scene_roots(scenes)
-        config = EngineConfig(scenes=roots if len(roots) > 1 else roots[0], out=out, recipe=load_recipe(recipe), n=n, seed=seed,
+        config = EngineConfig(scenes=roots if len(roots) > 1 else roots[0], out=_out(out), recipe=load_recipe(recipe), n=n, seed=seed,
                               shard_index=shard_index, num_shards=num_shards, options={"fov_unify": fov_unify, **_answer_form(answer_form)}, resume=resume,
                               scene_weights=weights)
         total = sum(1 for p in plan_scenes(config, config.recipe.quotas(n)) if p.index % num_shards == shard_index)
@@ -238,7 +239,7 @@ def data_generate(
                 progress.advance(task)
 
             manifest = run(config, on_scene, workers, ray_address=ray)
-    console.print(f"{manifest['rows']} samples, {len(manifest['counts_per_skill'])} skills, {len(manifest['skipped_scenes'])} scenes skipped -> {out / manifest['shard']}")
+    console.print(f"{manifest['rows']} samples, {len(manifest['counts_per_skill'])} skills, {len(manifest['skipped_scenes'])} scenes skipped -> {Store(config.out).display(manifest['shard'])}")
     for key, error in manifest["skill_errors"].items():
         console.print(f"[yellow]skill error {key}: {error}[/]", highlight=False)
 
@@ -272,10 +273,17 @@ def _scene_roots(items: list[str]) -> tuple[list[Path], list[float] | None]:
     return roots, weights or None
 
 
+def _out(out: str) -> Path | str:
+    """--out as given: a URL stays a string (a Path would fold s3:// into s3:/), a folder becomes a Path."""
+    from vst.common.storage import is_url
+
+    return out if is_url(out) else Path(out)
+
+
 @data_app.command("reason")
 def data_reason(
     scenes: Annotated[Path, typer.Option("--scenes", help="Folder of rendered scenes (vst scenes generate).")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder: vst-r-cot.parquet, vst-r-rl.parquet, manifest.json.")],
+    out: Annotated[str, typer.Option("--out", help="Output folder (vst-r-cot.parquet, vst-r-rl.parquet, manifest.json), or an fsspec URL (s3://bucket/vst-r).")],
     recipe: Annotated[str, typer.Option("--recipe", help="Packaged VST-R recipe (vst-r) or a YAML file.")] = "vst-r",
     n: Annotated[int, typer.Option("--n", min=1, help="Spatial items (CoT + RL) in all; general items are added in the recipe's proportion.")] = 500,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -289,6 +297,7 @@ def data_reason(
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the scenes as Ray tasks: 'local', 'auto' or an address (ray://host:10001); --out must be shared storage. pip install 'vst[ray]'.")] = None,
 ) -> None:
     """VST-R: chain-of-thought traces and rule-checkable RL prompts from scenes (resumable; teacher answers are cached)."""
+    from vst.common.storage import Store
     from vst.data.engine import list_scenes
     from vst.data.reasoning import ReasonConfig, load_reason_recipe, run_reason
 
@@ -299,7 +308,7 @@ def data_reason(
             if not path:
                 raise ValueError(f"--general {item}: expected CATEGORY=FILE, e.g. gr_math=math.jsonl")
             sources[category] = Path(path)
-        config = ReasonConfig(scenes=scenes, out=out, recipe=load_reason_recipe(recipe), n=n, seed=seed, general=sources,
+        config = ReasonConfig(scenes=scenes, out=_out(out), recipe=load_reason_recipe(recipe), n=n, seed=seed, general=sources,
                               teacher_url=teacher_url, teacher_model=teacher_model, teacher_concurrency=teacher_concurrency, resume=resume,
                               options=_answer_form(answer_form))
         with progress_bar() as progress:
@@ -312,7 +321,8 @@ def data_reason(
 
             manifest = run_reason(config, on_scene, workers, ray_address=ray)
     outputs = manifest["outputs"]
-    console.print(f"{outputs['cot']['rows']} CoT samples -> {out / outputs['cot']['file']}; {outputs['rl']['rows']} RL prompts -> {out / outputs['rl']['file']}")
+    store = Store(config.out)
+    console.print(f"{outputs['cot']['rows']} CoT samples -> {store.display(outputs['cot']['file'])}; {outputs['rl']['rows']} RL prompts -> {store.display(outputs['rl']['file'])}")
     if manifest["teacher"]:
         console.print(f"teacher: {manifest['teacher']}")
     for key, error in manifest["errors"].items():

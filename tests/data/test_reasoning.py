@@ -337,3 +337,19 @@ def test_worker_processes_give_the_same_bytes(templated, scenes, tmp_path):
                workers=2)
     for name in ("vst-r-cot.parquet", "vst-r-rl.parquet"):
         assert (tmp_path / "two" / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_outputs_at_a_url_are_the_local_outputs(templated, scenes):
+    """`--out memory://…` (fsspec, no local path): the CoT and RL parquets and the manifest of the local run."""
+    import fsspec
+
+    out, manifest = templated
+    fs = fsspec.filesystem("memory")
+    try:
+        remote = run_reason(ReasonConfig(scenes=scenes, out="memory://vst-test-reason/run",
+                                         recipe=load_reason_recipe("vst-r"), n=80, seed=0))
+        for name in ("vst-r-cot.parquet", "vst-r-rl.parquet"):
+            assert fs.cat_file(f"/vst-test-reason/run/{name}") == (out / name).read_bytes()
+        assert remote == manifest == json.loads(fs.cat_file("/vst-test-reason/run/manifest.json"))
+    finally:
+        fs.rm("/vst-test-reason", recursive=True)

@@ -78,6 +78,10 @@ def test_ray_shard_is_byte_identical_to_one_process(cluster, scenes, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     name = "shard-00000-of-00001.parquet"
     assert filecmp.cmp(tmp_path / "one" / name, tmp_path / "ray" / name, shallow=False)
+    # the tasks write their parts through fsspec to a URL (file:// here, s3:// on a cluster): the same bytes
+    result = _generate(scenes, f"file://{tmp_path}/ray-url", "--ray", address, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert filecmp.cmp(tmp_path / "one" / name, tmp_path / "ray-url" / name, shallow=False)
 
 
 def test_ray_scene_generation_is_byte_identical(cluster, tmp_path, small_config):

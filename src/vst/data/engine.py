@@ -30,7 +30,8 @@ from vst.data.choices import check_answer_form
 from vst.data.context import SceneContext
 from vst.data.recipes import Recipe
 from vst.data.sample import Sample
-from vst.data.shards import concatenate, file_sha256, shard_name, start_parts, write_json, write_samples
+from vst.common.storage import Store
+from vst.data.shards import concatenate, file_sha256, json_text, shard_name, start_parts, write_samples
 from vst.data.skills import SKILLS, get_skill
 from vst.scene.types import SCENE_FILE, Scene, SceneError
 
@@ -41,7 +42,7 @@ IMAGE_TOKEN_PIXELS = 28 * 28  # Qwen2.5-VL: one visual token per 28x28 pixels af
 @dataclass
 class EngineConfig:
     scenes: Path
-    out: Path
+    out: Path | str  # a folder, or an fsspec URL (s3://bucket/vst-p) every worker can write to
     recipe: Recipe
     n: int
     seed: int = 0
@@ -174,47 +175,52 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
     totals = config.recipe.quotas(config.n)
     plan = plan_scenes(config, totals)
     name = shard_name(config.shard_index, config.num_shards)
-    parts = config.out / PARTS_DIR / name
-    shard_path, manifest_path = config.out / f"{name}.parquet", config.out / f"{name}.manifest.json"
+    store = Store(config.out)
+    parts = (PARTS_DIR, name)
+    shard_file, manifest_file = f"{name}.parquet", f"{name}.manifest.json"
     fingerprint = config.fingerprint()
-    start_parts(parts, manifest_path, fingerprint, config.resume, "shard", "recipe, n, seed or vst version")
+    start_parts(store, parts, manifest_file, fingerprint, config.resume, "shard", "recipe, n, seed or vst version")
 
     mine = [planned for planned in plan if planned.index % config.num_shards == config.shard_index]
     records, todo = {}, []
     for planned in mine:
-        record_path = parts / f"{planned.name}.json"
-        if record_path.is_file():  # finished before an interruption: keep it
-            records[planned.name] = json.loads(record_path.read_text())
+        if store.exists(*parts, f"{planned.name}.json"):  # finished before an interruption: keep it
+            records[planned.name] = json.loads(store.read_text(*parts, f"{planned.name}.json"))
             if on_scene:
                 on_scene(planned.name, records[planned.name].get("rows", 0), records[planned.name].get("skipped"))
         else:
-            todo.append((config, planned, parts / f"{planned.name}.parquet"))
+            todo.append((config, planned, store, (*parts, f"{planned.name}.parquet")))
     for folder_name, record in map_jobs(_part_job, todo, workers, ray_address):
-        write_json(parts / f"{folder_name}.json", record)
+        store.write_text(json_text(record), *parts, f"{folder_name}.json")
         records[folder_name] = record
         if on_scene:
             on_scene(folder_name, record.get("rows", 0), record.get("skipped"))
 
-    part_paths, skipped, skill_errors = [], {}, {}
+    part_files, skipped, skill_errors = [], {}, {}
     for planned in mine:
         record = records[planned.name]
         if record.get("skipped"):
             skipped[planned.name] = record["skipped"]
         else:
-            part_paths.append(parts / f"{planned.name}.parquet")
+            part_files.append((*parts, f"{planned.name}.parquet"))
         skill_errors.update({f"{planned.name}/{k}": v for k, v in record.get("skill_errors", {}).items()})
-    rows = concatenate(part_paths, shard_path)
-    manifest = _manifest(config, fingerprint, shard_path, part_paths, totals, skipped, skill_errors, rows)
-    write_json(manifest_path, manifest)
+    with store.fetch(part_files) as local_parts, store.local_file(shard_file) as shard_path:
+        rows = concatenate(local_parts, shard_path)
+        sha256 = file_sha256(shard_path)
+    kept = [records[planned.name] for planned in mine if not records[planned.name].get("skipped")]
+    manifest = _manifest(config, fingerprint, shard_file, sha256, [f[-1] for f in part_files], kept, totals, skipped,
+                         skill_errors, rows)
+    store.write_text(json_text(manifest), manifest_file)
     return manifest
 
 
 def _part_job(job: tuple) -> tuple[str, dict]:
-    config, planned, part = job
-    return planned.name, _generate_part(config, planned.folder, planned.index, planned.quotas, part)
+    config, planned, store, part = job
+    return planned.name, _generate_part(config, planned.folder, planned.index, planned.quotas, store, part)
 
 
-def _generate_part(config: EngineConfig, folder: Path, scene_index: int, quotas: dict[str, int], part: Path) -> dict:
+def _generate_part(config: EngineConfig, folder: Path, scene_index: int, quotas: dict[str, int], store: Store,
+                   part: tuple[str, ...]) -> dict:
     """One scene's part file and record. Everything done with the scene's files is inside one error boundary: a bad
     scene (invalid scene.json, a frame that is not an image, ...) is recorded as skipped with the reason, and the run
     goes on with the other scenes."""
@@ -229,7 +235,8 @@ def _generate_part(config: EngineConfig, folder: Path, scene_index: int, quotas:
         return {"skipped": str(error), "rows": 0}
     except Exception as error:  # noqa: BLE001 - any other failure on this scene's files skips the scene, reported
         return {"skipped": f"{folder}: {type(error).__name__}: {error}", "rows": 0}
-    rows = write_samples(part, samples)
+    with store.local_file(*part) as path:
+        rows = write_samples(path, samples)
     return {"rows": rows, "skill_errors": errors, **stats}
 
 
@@ -241,20 +248,20 @@ def _letters(samples: list[Sample]) -> dict[str, dict[str, int]]:
     return {skill: dict(sorted(counter.items())) for skill, counter in letters.items()}
 
 
-def _manifest(config, fingerprint, shard_path, part_paths, totals, skipped, skill_errors, rows) -> dict:
+def _manifest(config, fingerprint, shard_file, sha256, part_files, part_records, totals, skipped, skill_errors,
+              rows) -> dict:
     skills, answer_types, letters, tokens = Counter(), Counter(), {}, 0
-    for part in part_paths:
-        record = json.loads(part.with_suffix(".json").read_text())
+    for record in part_records:
         skills.update(record["skills"])
         answer_types.update(record["answer_types"])
         tokens += record["tokens"]
         for skill, counts in record["letters"].items():
             letters.setdefault(skill, Counter()).update(counts)
     return {
-        "shard": shard_path.name, "rows": rows, "sha256": file_sha256(shard_path), "fingerprint": fingerprint, "vst_version": __version__, "seed": config.seed,
+        "shard": shard_file, "rows": rows, "sha256": sha256, "fingerprint": fingerprint, "vst_version": __version__, "seed": config.seed,
         "n_requested": config.n, "recipe": {"name": config.recipe.name, "weights": config.recipe.weights, "min_fraction": config.recipe.min_fraction},
         "options": {**config.recipe.options, **config.options}, "shard_index": config.shard_index, "num_shards": config.num_shards,
-        "scenes": sorted(p.stem for p in part_paths), "skipped_scenes": skipped, "skill_errors": skill_errors,
+        "scenes": sorted(Path(p).stem for p in part_files), "skipped_scenes": skipped, "skill_errors": skill_errors,
         "requested_per_skill": {k: v for k, v in totals.items()}, "counts_per_skill": dict(sorted(skills.items())),
         "counts_per_answer_type": dict(sorted(answer_types.items())), "letters_per_skill": {k: dict(sorted(v.items())) for k, v in sorted(letters.items())},
         "token_estimate": tokens,

@@ -353,7 +353,7 @@ OUTPUTS = {"cot": "vst-r-cot.parquet", "rl": "vst-r-rl.parquet"}
 @dataclass
 class ReasonConfig:
     scenes: Path
-    out: Path
+    out: Path | str  # a folder, or an fsspec URL (s3://bucket/vst-r) every worker can write to
     recipe: ReasonRecipe
     n: int  # spatial items in all (CoT + RL); general items are added in the recipe's proportion
     seed: int = 0
@@ -387,28 +387,29 @@ def run_reason(config: ReasonConfig, on_scene=None, workers: int = 1, ray_addres
     from collections import Counter
 
     from vst.data.engine import list_scenes
-    from vst.data.shards import concatenate, start_parts, write_json
+    from vst.common.storage import Store
+    from vst.data.shards import concatenate, json_text, start_parts
 
     folders = list_scenes(config.scenes)
     if (config.teacher_url is None) != (config.teacher_model is None):
         raise ValueError("--teacher-url and --teacher-model go together")
-    parts, manifest_path, fingerprint = config.out / PARTS_DIR, config.out / "manifest.json", config.fingerprint()
-    start_parts(parts, manifest_path, fingerprint, config.resume, "run", "recipe, n, seed, teacher or vst version")
+    store, fingerprint = Store(config.out), config.fingerprint()
+    start_parts(store, (PARTS_DIR,), "manifest.json", fingerprint, config.resume, "run",
+                "recipe, n, seed, teacher or vst version")
     totals = config.recipe.spatial_quotas(config.n)
     records, skipped, errors, todo = {}, {}, {}, []
     for scene_index, folder in enumerate(folders):
-        record_path = parts / f"{folder.name}.json"
-        if record_path.is_file():
-            records[folder.name] = json.loads(record_path.read_text())
+        if store.exists(PARTS_DIR, f"{folder.name}.json"):
+            records[folder.name] = json.loads(store.read_text(PARTS_DIR, f"{folder.name}.json"))
             if on_scene:
                 on_scene(folder.name, sum(records[folder.name].get("rows", {}).values()), records[folder.name].get("skipped"))
         else:
-            todo.append((config, folder, scene_index, len(folders), totals, parts))
+            todo.append((config, folder, scene_index, len(folders), totals, store))
     from vst.parallel import map_jobs
 
     for name, record in map_jobs(_reason_job, todo, workers, ray_address):
         if not record.get("teacher", {}).get("failed"):  # a scene with failed teacher requests is redone by --resume
-            write_json(parts / f"{name}.json", record)
+            store.write_text(json_text(record), PARTS_DIR, f"{name}.json")
         records[name] = record
         if on_scene:
             on_scene(name, sum(record.get("rows", {}).values()), record.get("skipped"))
@@ -419,19 +420,21 @@ def run_reason(config: ReasonConfig, on_scene=None, workers: int = 1, ray_addres
             skipped[name] = record["skipped"]
         errors.update({f"{name}/{k}": v for k, v in record.get("errors", {}).items()})
 
-    general_rows, general_problems = _general_parts(config, parts)
+    general_rows, general_problems = _general_parts(config, store)
     counts: dict[str, Counter] = {split: Counter() for split in SPLITS}
     outputs = {}
     for split in SPLITS:
-        split_parts = [parts / f"{name}.{split}.parquet" for name, r in records.items() if not r.get("skipped")]
-        split_parts += [p for p in general_rows if p.name.endswith(f".{split}.parquet")]
-        rows = concatenate(split_parts, config.out / OUTPUTS[split])
+        split_parts = [f"{name}.{split}.parquet" for name, r in records.items() if not r.get("skipped")]
+        split_parts += [name for name in general_rows if name.endswith(f".{split}.parquet")]
+        with store.fetch([(PARTS_DIR, name) for name in split_parts]) as local, \
+                store.local_file(OUTPUTS[split]) as target:
+            rows = concatenate(local, target)
         outputs[split] = {"file": OUTPUTS[split], "rows": rows}
         for record in records.values():
             counts[split].update(record.get("counts", {}).get(split, {}))
-        for path in split_parts:
-            if path in general_rows:
-                counts[split][path.name.split(".")[0]] += general_rows[path]
+        for name in split_parts:
+            if name in general_rows:
+                counts[split][name.split(".")[0]] += general_rows[name]
     teacher_totals = Counter()
     for record in records.values():
         teacher_totals.update(record.get("teacher", {}))
@@ -447,23 +450,35 @@ def run_reason(config: ReasonConfig, on_scene=None, workers: int = 1, ray_addres
         "scenes": sorted(name for name, r in records.items() if not r.get("skipped")), "skipped_scenes": skipped,
         "errors": errors, "general_problems": general_problems,
     }
-    write_json(manifest_path, manifest)
+    store.write_text(json_text(manifest), "manifest.json")
     return manifest
 
 
 def _reason_job(job: tuple) -> tuple[str, dict]:
     """One scene, in whichever process runs it: its own teacher client (the answer cache is shared on disk)."""
-    config, folder, scene_index, scene_count, totals, parts = job
+    config, folder, scene_index, scene_count, totals, store = job
     teacher = None
     if config.teacher_url is not None:
         from vst.data.teacher import Teacher
 
-        teacher = Teacher(config.teacher_url, config.teacher_model, config.out / ".teacher_cache",
+        teacher = Teacher(config.teacher_url, config.teacher_model, _teacher_cache(store),
                           concurrency=config.teacher_concurrency, **config.teacher_options)
-    return folder.name, _reason_part(config, folder, scene_index, scene_count, totals, teacher, parts)
+    return folder.name, _reason_part(config, folder, scene_index, scene_count, totals, teacher, store)
 
 
-def _reason_part(config: ReasonConfig, folder: Path, scene_index: int, scene_count: int, totals: dict, teacher, parts: Path) -> dict:
+def _teacher_cache(store) -> Path:
+    """The teacher's answer cache: `<out>/.teacher_cache`, or for an `--out` URL a local folder named by it (an
+    object store is no place for a cache written one small file at a time)."""
+    if not store.is_url:
+        return store.local(".teacher_cache")
+    import tempfile
+
+    key = hashlib.sha256(store.root.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "vst-teacher-cache" / key
+
+
+def _reason_part(config: ReasonConfig, folder: Path, scene_index: int, scene_count: int, totals: dict, teacher,
+                 store) -> dict:
     from collections import Counter
 
     from vst.data.engine import scene_quotas
@@ -476,7 +491,10 @@ def _reason_part(config: ReasonConfig, folder: Path, scene_index: int, scene_cou
     ctx = SceneContext(scene, folder, config.options)
     quotas = scene_quotas(totals, scene_index, scene_count)
     samples, stats, errors = reason_scene(ctx, quotas, config.seed, scene_index, teacher, config.recipe.trace)
-    rows = {split: write_samples(parts / f"{folder.name}.{split}.parquet", samples[split]) for split in SPLITS}
+    rows = {}
+    for split in SPLITS:
+        with store.local_file(PARTS_DIR, f"{folder.name}.{split}.parquet") as path:
+            rows[split] = write_samples(path, samples[split])
     if stats.failed:
         errors["teacher"] = f"{stats.failed} request(s) failed for good; rerun with --resume to retry them ({stats.errors[0]})"
     record = {"rows": rows, "errors": errors, "counts": {s: dict(Counter(x.skill for x in samples[s])) for s in SPLITS},
@@ -485,8 +503,9 @@ def _reason_part(config: ReasonConfig, folder: Path, scene_index: int, scene_cou
     return record
 
 
-def _general_parts(config: ReasonConfig, parts: Path) -> tuple[dict[Path, int], list[str]]:
-    """Write the general items the recipe asks for (a seeded draw from each user file) as parts; problems reported."""
+def _general_parts(config: ReasonConfig, store) -> tuple[dict[str, int], list[str]]:
+    """Write the general items the recipe asks for (a seeded draw from each user file) as parts (their file names ->
+    rows); problems reported."""
     from vst.data.shards import write_samples
 
     written, problems = {}, []
@@ -505,6 +524,7 @@ def _general_parts(config: ReasonConfig, parts: Path) -> tuple[dict[Path, int], 
         chosen = [samples[i] for i in order[:quota]]
         if len(chosen) < quota:
             problems.append(f"{split}/{category}: {config.general[category]} has {len(samples)} usable items, the recipe asks for {quota}")
-        path = parts / f"{category}.{split}.parquet"
-        written[path] = write_samples(path, chosen)
+        name = f"{category}.{split}.parquet"
+        with store.local_file(PARTS_DIR, name) as path:
+            written[name] = write_samples(path, chosen)
     return written, problems

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vst.data.sample import Sample
-from vst.scene.types import atomic_write_text, confined_path
+from vst.common.storage import Store, atomic_write_text
+from vst.scene.types import confined_path
 
 SCHEMA = pa.schema(
     [
@@ -139,17 +140,24 @@ def concatenate(parts: list[Path], out: Path) -> int:
     return write_table(out, table)
 
 
-def start_parts(parts: Path, manifest: Path, fingerprint: str, resume: bool, what: str, made_from: str) -> None:
-    """Before a resumable run writes per-scene parts under `parts`: refuse to redo a finished `what` (its `manifest`
-    exists) unless resuming, refuse parts another configuration (`made_from`) left, then stamp the parts folder."""
-    if manifest.is_file() and not resume:
-        raise ValueError(f"{manifest}: this {what} exists; pass --resume to continue it or choose another --out")
-    stamp = parts / "run.json"
-    if stamp.is_file() and json.loads(stamp.read_text())["fingerprint"] != fingerprint:
-        raise ValueError(f"{stamp}: fingerprint: parts from another {made_from}; choose another --out")
-    parts.mkdir(parents=True, exist_ok=True)
-    write_json(stamp, {"fingerprint": fingerprint})
+def start_parts(store: Store, parts: tuple[str, ...], manifest: str, fingerprint: str, resume: bool, what: str,
+                made_from: str) -> None:
+    """Before a resumable run writes per-scene parts under `parts` of `store`: refuse to redo a finished `what` (its
+    `manifest` exists) unless resuming, refuse parts another configuration (`made_from`) left, then stamp the parts
+    folder."""
+    if store.exists(manifest) and not resume:
+        raise ValueError(f"{store.display(manifest)}: this {what} exists; pass --resume to continue it or choose "
+                         "another --out")
+    if store.exists(*parts, "run.json") and json.loads(store.read_text(*parts, "run.json"))["fingerprint"] != fingerprint:
+        raise ValueError(f"{store.display(*parts, 'run.json')}: fingerprint: parts from another {made_from}; choose "
+                         "another --out")
+    store.makedirs(*parts)
+    store.write_text(json_text({"fingerprint": fingerprint}), *parts, "run.json")
+
+
+def json_text(payload: dict) -> str:
+    return json.dumps(payload, indent=1, sort_keys=True) + "\n"
 
 
 def write_json(path: Path, payload: dict) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(path, json_text(payload))

@@ -18,7 +18,8 @@ from scipy import ndimage
 from vst.scene.geometry import box_corners, project_points, world_to_camera
 from vst.scene.mesh import scene_mesh
 from vst.scene.render import Renderer, RenderOutput
-from vst.scene.types import Frame, Scene, SceneError, Visibility, atomic_write_bytes
+from vst.common.storage import atomic_write_bytes
+from vst.scene.types import Frame, Scene, SceneError, Visibility
 
 FRAMES_DIR = "frames"
 JPEG_QUALITY = 90
