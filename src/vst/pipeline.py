@@ -208,7 +208,7 @@ class Pipeline:
         self.timings[name] = time.perf_counter() - start
         self.log(f"{name} done in {self.timings[name]:.0f} s")
         if _rank() == 0:  # kept across resumed runs: the report's wall time counts every step once
-            from vst.common.storage import atomic_write_text
+            from vst.scene.types import atomic_write_text
 
             saved = self.out / TIMINGS_FILE
             timings = json.loads(saved.read_text()) if saved.is_file() else {}
@@ -280,7 +280,7 @@ class Pipeline:
         from vst.data.shards import read_samples
         from vst.models.loading import TINY_MODELS
         from vst.models.tiny import TOKENIZER_CORPUS, save_tiny
-        from vst.common.storage import atomic_write_text
+        from vst.scene.types import atomic_write_text
 
         shards = [vst_p_shard(self.out), self.out / "data" / "vst-r" / OUTPUTS["cot"]]
         texts = [turn.value.replace(IMAGE_PLACEHOLDER, "").replace(VIDEO_PLACEHOLDER, "")
@@ -671,7 +671,7 @@ def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
     markdown path."""
     from vst.data.shards import read_samples
     from vst.eval.benchmarks.vst_synth import load_rows
-    from vst.common.storage import atomic_write_text
+    from vst.scene.types import atomic_write_text
 
     results = _stage_results(out)
     if not results:

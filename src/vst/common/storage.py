@@ -23,17 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to `<path>.tmp-<pid>` and rename over `path`, so readers never see half a file."""
-    path = Path(path)
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temp.write_bytes(data)
-    os.replace(temp, path)
+from vst.scene.types import atomic_write_text
 
 
 def is_url(value: str | Path) -> bool:

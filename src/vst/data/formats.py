@@ -17,8 +17,7 @@ import pyarrow as pa
 
 from vst.data.sample import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Media, Sample, Turn, normalise_placeholders
 from vst.data.shards import write_table
-from vst.common.storage import atomic_write_text
-from vst.scene.types import confined_path
+from vst.scene.types import atomic_write_text, confined_path
 
 
 def to_llava(samples: Iterable[Sample], out: str | Path) -> Path:

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vst.data.sample import Sample
-from vst.common.storage import Store, atomic_write_text
-from vst.scene.types import confined_path
+from vst.common.storage import Store
+from vst.scene.types import atomic_write_text, confined_path
 
 SCHEMA = pa.schema(
     [

@@ -16,7 +16,7 @@ from pathlib import Path
 from vst.data.context import SceneContext
 from vst.data.reasoning import cot_sample, final_answer, passes, referred_ids, strip_direct_instruction
 from vst.data.sample import Sample
-from vst.common.storage import atomic_write_text
+from vst.scene.types import atomic_write_text
 
 
 TEACHER_INSTRUCTIONS = (

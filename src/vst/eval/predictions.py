@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from vst.eval.benchmarks.registry import check_protocol, get_benchmark
-from vst.common.storage import atomic_write_text
+from vst.scene.types import atomic_write_text
 
 
 def read_predictions(path: str | Path) -> Iterator[tuple[int, dict]]:

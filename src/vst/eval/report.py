@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from vst.common.storage import atomic_write_bytes, atomic_write_text
+from vst.scene.types import atomic_write_bytes, atomic_write_text
 
 RESULT_FIELDS = ("model", "benchmark", "protocol", "overall", "categories", "n", "n_unparsed")
 MISSING = "-"

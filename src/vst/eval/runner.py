@@ -20,7 +20,7 @@ from typing import Callable
 
 from vst.eval.benchmarks.registry import check_protocol, generation, get_benchmark
 from vst.eval.predictions import read_predictions, score_file
-from vst.common.storage import atomic_write_text
+from vst.scene.types import atomic_write_text
 
 PREDICTIONS_FILE = "predictions.jsonl"
 SCORES_FILE = "scores.json"

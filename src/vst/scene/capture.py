@@ -18,8 +18,7 @@ from scipy import ndimage
 from vst.scene.geometry import box_corners, project_points, world_to_camera
 from vst.scene.mesh import scene_mesh
 from vst.scene.render import Renderer, RenderOutput
-from vst.common.storage import atomic_write_bytes
-from vst.scene.types import Frame, Scene, SceneError, Visibility
+from vst.scene.types import Frame, Scene, SceneError, Visibility, atomic_write_bytes
 
 FRAMES_DIR = "frames"
 JPEG_QUALITY = 90

@@ -24,8 +24,7 @@ from vst import __version__
 from vst.parallel import collect, map_jobs
 from vst.scene.capture import render_scene
 from vst.scene.procedural import ProceduralConfig, generate_layout
-from vst.common.storage import atomic_write_text
-from vst.scene.types import SCENE_FILE
+from vst.scene.types import SCENE_FILE, atomic_write_text
 from vst.scene.video import write_scene_video
 
 MANIFEST_FILE = "manifest.json"

@@ -11,13 +11,12 @@ can print them as they are.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from vst.common.storage import atomic_write_text
 
 SCENE_FILE = "scene.json"
 ROTATION_TOLERANCE = 1e-4  # max |R^T R - I| entry for a rotation to count as orthonormal
@@ -302,3 +301,13 @@ def _format_location(location: tuple[Any, ...]) -> str:
     return text
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to `<path>.tmp-<pid>` and rename over `path`, so readers never see half a file."""
+    path = Path(path)
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temp.write_bytes(data)
+    os.replace(temp, path)

@@ -19,8 +19,7 @@ from typing import Callable
 
 from vst.parallel import collect, map_jobs
 from vst.scene.importers.common import ImportOptions, RawScene, write_scene
-from vst.common.storage import atomic_write_text
-from vst.scene.types import SCENE_FILE
+from vst.scene.types import SCENE_FILE, atomic_write_text
 
 FORMATS = ("scannet", "scannetpp", "arkitscenes", "embodiedscan", "hypersim", "ca1m")
 MANIFEST_FILE = "manifest.json"

@@ -25,8 +25,7 @@ from scipy.spatial import ConvexHull, QhullError
 from vst.scene.capture import FRAMES_DIR, compute_visibility, depth_to_png16, encode_jpeg, encode_png16, object_corners
 from vst.scene.mesh import Mesh, scene_mesh
 from vst.scene.render import Renderer, RenderOutput
-from vst.common.storage import atomic_write_bytes
-from vst.scene.types import OBB, Frame, Intrinsics, ObjectInstance, Room, Scene, SceneError
+from vst.scene.types import OBB, Frame, Intrinsics, ObjectInstance, Room, Scene, SceneError, atomic_write_bytes
 from vst.scene.video import write_scene_video
 
 DEPTH_BOX_MARGIN_M = 0.02  # depth + boxes masks: a point this close outside a box still belongs to it (sensor noise,
