@@ -36,14 +36,14 @@ def test_config_loads_with_accelerates_own_class(name, distributed_type):
     assert set(nested) <= options, set(nested) - options
 
 
-def test_fsdp2_is_full_shard_of_the_qwen_layers_with_full_state_dict_saves():
+def test_fsdp2_is_full_shard_of_the_qwen_layers_with_sharded_checkpoints():
     args, _ = launch_args("fsdp2.yaml")
     assert args.use_fsdp and not args.use_deepspeed
     with mock.patch.dict(os.environ, prepare_multi_gpu_env(args)):
         plugin = FullyShardedDataParallelPlugin()
     assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
     assert plugin.transformer_cls_names_to_wrap == WRAPPED
-    assert plugin.state_dict_type.name == "FULL_STATE_DICT"
+    assert plugin.state_dict_type.name == "SHARDED_STATE_DICT"  # the final save is full (vst.train.sft.save_run)
 
 
 def test_fsdp2_wrap_classes_exist_in_qwen2_5_vl(tiny_model):

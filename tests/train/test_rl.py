@@ -435,6 +435,7 @@ def test_gpu_configs_shard_once_checkpoint_once_and_load_lean(name):
     loader = load_config if "grpo" in name else load_sft
     config = loader(CONFIGS / name, ["bf16=false", "use_cpu=true"])
     assert raw["fsdp_config"]["activation_checkpointing"] and raw["fsdp_config"]["cpu_ram_efficient_loading"]
+    assert raw["fsdp_config"]["state_dict_type"] == "SHARDED_STATE_DICT"  # issue 13.4: light checkpoints
     assert not config.gradient_checkpointing and not config.activation_checkpointing
     assert config.model_init_kwargs["attn_implementation"] == "flash_attention_2"
     assert config.vit_lr_scope == "visual"
