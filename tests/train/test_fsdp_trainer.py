@@ -10,33 +10,26 @@ The shard mixes single- and multi-image samples, so the ranks' vision passes dif
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from vst.data.engine import EngineConfig, run
-from vst.data.recipes import Recipe
-from vst.scene.generate import generate_scenes
+from tests.train.test_distributed import TORCHRUN, shard  # noqa: F401 - the fixture: one scene, image + multi-image
 
 ROOT = Path(__file__).resolve().parents[2]
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, small_config):
+def setup(tmp_path_factory, shard):  # noqa: F811 - the imported fixture
     folder = tmp_path_factory.mktemp("fsdp")
-    generate_scenes(folder / "scenes", 1, seed=1, config=small_config)
-    recipe = Recipe("fsdp-test", {"si_depth_comparison": 1.0, "mi_camera_motion": 1.0})
-    manifest = run(EngineConfig(scenes=folder / "scenes", out=folder / "data", recipe=recipe, n=16, seed=0))
     config = yaml.safe_load((ROOT / "configs" / "train" / "tiny-cpu-sft.yaml").read_text())
     # the GPU configs' FSDP block (qwen2_5vl-3b-sft.yaml), minus activation checkpointing
     gpu = yaml.safe_load((ROOT / "configs" / "train" / "qwen2_5vl-3b-sft.yaml").read_text())["fsdp_config"]
     config.update(fsdp=True, fsdp_config={"version": 2, "reshard_after_forward": True,
                                           "state_dict_type": gpu["state_dict_type"]})
     (folder / "fsdp.yaml").write_text(yaml.safe_dump(config))
-    return folder, folder / "data" / manifest["shard"]
+    return folder, shard
 
 
 def launch(folder, shard, tiny_folder, report, *overrides):
