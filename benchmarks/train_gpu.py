@@ -3,7 +3,7 @@
     accelerate launch --config_file configs/accelerate/fsdp2.yaml --num_processes 1 benchmarks/train_gpu.py --arch 3b
     python benchmarks/train_gpu.py --arch 3b --shard small.parquet --rl      # plain process (no FSDP); GRPO steps too
     accelerate launch --config_file configs/accelerate/fsdp2.yaml --num_processes 4 benchmarks/train_gpu.py --arch 7b
-    python benchmarks/train_gpu.py --arch tiny --cpu --steps 3              # the same path on a CPU (a smoke test)
+    python benchmarks/train_gpu.py --arch tiny --cpu --steps 3 --resume     # the same path on a CPU (a smoke test)
 
 Memory: fp32 master weights + AdamW are ~16 bytes per parameter: 60 GB for 3B (one 80 GB GPU is tight once
 activations and a vLLM engine join: prefer an H200), 133 GB for 7B (FSDP2 over several GPUs). Outside an FSDP
@@ -13,6 +13,9 @@ One prepared script for a short GPU lease (the device tool's 15 minutes):
   sft   `--steps` SFT steps of configs/train/qwen2_5vl-3b-sft.yaml (or 7b) on a random-weight model of that
         architecture, through `vst.train.sft.train_sft` (FSDP2 when launched with the fsdp2 accelerate config);
         tokens/s, samples/s and MFU from the batches the trainer really collated, after `--warmup` steps
+  save  with --resume: 2 SFT steps saving a checkpoint after step 1 (the config's state_dict_type: per-rank DCP
+        shards under FSDP2), then the same run resumed from it into another folder; seconds per save, the
+        checkpoint's size and the largest weight difference between the resumed and the uninterrupted run
   rl    with --rl: `--rl-steps` GRPO steps of qwen2_5vl-3b-grpo.yaml, rollouts on vLLM when it is installed
         (`use_vllm`, colocated), else transformers generate; seconds per step
 
@@ -152,6 +155,33 @@ def sft_throughput(config, warmup: int, grad_accum: int) -> dict:
             "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
 
 
+def save_and_resume(config_path: Path, overrides: list[str], work: Path) -> dict:
+    """2 steps saving after step 1, then a run resumed from that checkpoint; the two final models compared."""
+    from vst.train import sft
+
+    steps = ["max_steps=2", "save_strategy=steps", "save_steps=1", "save_total_limit=2",
+             "lr_scheduler_type=constant", "warmup_steps=0", "logging_steps=1"]
+    start = time.perf_counter()
+    sft.train_sft(sft.load_config(config_path, [*overrides, *steps, f"output_dir={work / 'resume-a'}"]))
+    whole_seconds = time.perf_counter() - start
+    checkpoint = work / "resume-a" / "checkpoint-1"
+    sft.train_sft(sft.load_config(config_path, [*overrides, *steps, f"output_dir={work / 'resume-b'}",
+                                                f"resume_from_checkpoint={checkpoint}"]))
+    report = {"resume_checkpoint_gb": None, "resume_max_abs_diff": None, "resume_two_step_seconds": whole_seconds}
+    if int(os.environ.get("RANK", "0")) == 0:
+        from safetensors.torch import load_file
+
+        a, b = (load_file(work / run / "model.safetensors") for run in ("resume-a", "resume-b"))
+        losses = [[e["loss"] for e in json.loads((work / run / "trainer_state.json").read_text())["log_history"]
+                   if "loss" in e] for run in ("resume-a", "resume-b")]
+        report.update(resume_checkpoint_gb=sum(f.stat().st_size for f in checkpoint.rglob("*") if f.is_file()) / 2**30,
+                      resume_checkpoint_files=sorted(str(f.relative_to(checkpoint)) for f in checkpoint.rglob("*")
+                                                     if f.is_file())[:12],
+                      resume_max_abs_diff=max(float((a[k].float() - b[k].float()).abs().max()) for k in a),
+                      resume_losses=losses)
+    return report
+
+
 def make_shard(folder: Path, scenes: int) -> str:
     from vst.data.engine import EngineConfig, run
     from vst.data.recipes import load_recipe
@@ -173,6 +203,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2, help="per-device rows per micro-batch")
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--padding-free", action="store_true", help="packed rows (flash-attention 2 on a GPU)")
+    parser.add_argument("--resume", action="store_true", help="also save a checkpoint and resume from it")
     parser.add_argument("--rl", action="store_true", help="also run GRPO steps")
     parser.add_argument("--rl-steps", type=int, default=2)
     parser.add_argument("--cpu", action="store_true", help="run on the CPU in fp32 (smoke test with a tiny arch)")
@@ -200,8 +231,8 @@ def main() -> None:
         # `--batch` rows, padded or packed into one row, so that the two compare on the same samples
         packing = ["max_tokens_per_batch=null", f"padding_free={str(args.padding_free).lower()}"]
         device.append(f"model_init_kwargs={{dtype: float32, attn_implementation: {attention}}}")  # configs ask for FA2
-        common = [f"shards=[{shard}]", f"model_name_or_path={model}", "save_strategy=no", "report_to=none",
-                  "logging_steps=1", "seed=0"]
+        source = [f"shards=[{shard}]", f"model_name_or_path={model}", "report_to=none", "seed=0"]
+        common = [*source, "save_strategy=no", "logging_steps=1"]
         sft_config = sft.load_config(ROOT / "configs" / "train" / f"qwen2_5vl-{size}-sft.yaml", [
             *common, f"output_dir={work / 'sft'}", f"max_steps={args.steps + args.warmup}",
             f"per_device_train_batch_size={args.batch}", f"gradient_accumulation_steps={args.grad_accum}",
@@ -223,6 +254,14 @@ def main() -> None:
             "tokens_per_s": result["tokens_per_step"] / seconds, "samples_per_s": result["rows_per_step"] / seconds,
             "model_tflops_per_step": flops / 1e12, "mfu": flops / seconds / peak if peak else None,
         }
+        if args.resume:
+            results.update(save_and_resume(
+                ROOT / "configs" / "train" / f"qwen2_5vl-{size}-sft.yaml",
+                [*source, f"per_device_train_batch_size={args.batch}",
+                 f"dataloader_num_workers={0 if args.cpu else 2}", *device, *packing], work))
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
         if args.rl:
             rl_config = rl.load_config(ROOT / "configs" / "train" / f"qwen2_5vl-{size}-grpo.yaml", [
                 *common, f"output_dir={work / 'rl'}", f"max_steps={args.rl_steps}", "per_device_train_batch_size=8",
@@ -239,6 +278,9 @@ def main() -> None:
     print(f"  SFT: {seconds:.3f} s/step, {results['tokens_per_s']:.0f} tokens/s, {results['samples_per_s']:.2f} "
           f"samples/s, {results['model_tflops_per_step']:.2f} TFLOP/step, MFU "
           + (f"{results['mfu']:.1%}" if results["mfu"] is not None else "n/a (unknown peak)"))
+    if args.resume and results["resume_max_abs_diff"] is not None:
+        print(f"  save + resume: checkpoint {results['resume_checkpoint_gb']:.2f} GB, resumed run's weights within "
+              f"{results['resume_max_abs_diff']:.2e} of the uninterrupted run's")
     if args.rl:
         print(f"  GRPO ({results['rl_rollouts']} rollouts): {results['rl_seconds']:.1f} s for {args.rl_steps} steps")
     print(json.dumps(results))
