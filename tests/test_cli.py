@@ -269,3 +269,25 @@ def test_errors_print_as_one_plain_line(error, capsys):
     out = " ".join(capsys.readouterr().err.split())
     expected = error.args[0] if isinstance(error, KeyError) else str(error)
     assert out == f"error: {expected}"
+
+
+def test_part_progress_shows_items_their_rate_and_failed_parts():
+    """Issue 18.2: a job over scenes (in process, workers or Ray tasks) shows parts done, samples written and their
+    rate, and the parts that failed, each one printed with its reason."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from vst.cli import part_progress
+
+    output = io.StringIO()
+    progress = Progress(console=Console(file=output, width=200))
+    on_part = part_progress(progress, "scenes", 3, "samples")
+    on_part("a", 10, None)
+    on_part("b", 0, "b/scene.json: not valid JSON [line 1]")
+    on_part("c", 5, None)
+    task = progress.tasks[0]
+    assert task.completed == 3 and task.total == 3
+    assert "15 samples" in task.description and "samples/s" in task.description and "1 failed" in task.description
+    assert "skipped b: b/scene.json: not valid JSON [line 1]" in output.getvalue()  # brackets kept (no markup)

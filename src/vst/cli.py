@@ -73,6 +73,25 @@ def progress_bar() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
 
 
+def part_progress(progress: Progress, description: str, total: int, unit: str):
+    """The `on_scene` callback of a job over scenes (in process, worker processes or Ray tasks): one step per part
+    finished; the description shows the `unit`s written (samples, frames), their rate across all workers, and how
+    many parts failed (each one also printed with its reason)."""
+    task = progress.add_task(description, total=total)
+    start, seen = time.perf_counter(), {"items": 0, "failed": 0}
+
+    def on_part(name: str, items: int, error: str | None) -> None:
+        if error:
+            seen["failed"] += 1
+            progress.console.print(Text(f"skipped {name}: {error}", style="yellow"))
+        seen["items"] += int(items or 0)
+        rate = seen["items"] / max(time.perf_counter() - start, 1e-6)
+        failed = f" · {seen['failed']} failed" if seen["failed"] else ""
+        progress.update(task, advance=1, description=f"{description} · {seen['items']:,} {unit} · {rate:,.1f} {unit}/s{failed}")
+
+    return on_part
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(__version__)
@@ -110,14 +129,8 @@ def scenes_generate(
     cameras = CameraConfig(width=image_size, height=image_size, n_stills=stills, n_pairs=pairs, video=video, video_frames=tuple(video_frames), video_fps=video_fps)
     config = ProceduralConfig(cameras=cameras)
     with reporting_errors(), progress_bar() as progress:
-        task = progress.add_task("scenes", total=n)
         start = time.perf_counter()
-
-        def on_scene(identifier: str, frames: int, error: str | None) -> None:
-            if error:
-                progress.console.print(f"[yellow]skipped {identifier}: {error}[/]", highlight=False)
-            progress.advance(task)
-
+        on_scene = part_progress(progress, "scenes", n, "frames")
         result = generate_scenes(out, n, seed, config, workers, on_scene, ray_address=ray)
     elapsed = time.perf_counter() - start
     rate = result.frames / elapsed if elapsed > 0 else 0.0
@@ -173,14 +186,9 @@ def scenes_import(
         if not src.exists():
             raise FileNotFoundError(f"{src}: no such file or folder")
         with progress_bar() as progress:
-            task = progress.add_task(f"{fmt} scenes", total=len(scene) if scene else len(reader(fmt).list_scenes(src, options)))
+            total = len(scene) if scene else len(reader(fmt).list_scenes(src, options))
             start = time.perf_counter()
-
-            def on_scene(identifier: str, frames: int, error: str | None) -> None:
-                if error:
-                    progress.console.print(Text(f"skipped {identifier}: {error}", style="yellow"))
-                progress.advance(task)
-
+            on_scene = part_progress(progress, f"{fmt} scenes", total, "frames")
             result = import_scenes(fmt, src, out, scene, options, workers, on_scene, ray_address=ray)
     elapsed = time.perf_counter() - start
     console.print(f"{len(result.imported)} imported, {len(result.skipped)} already there, {len(result.failed)} failed; "
@@ -231,14 +239,7 @@ def data_generate(
                               scene_weights=weights)
         total = sum(1 for p in plan_scenes(config, config.recipe.quotas(n)) if p.index % num_shards == shard_index)
         with progress_bar() as progress:
-            task = progress.add_task("scenes", total=total)
-
-            def on_scene(name: str, rows: int, skipped: str | None) -> None:
-                if skipped:
-                    progress.console.print(f"[yellow]skipped scene {name}: {skipped}[/]", highlight=False)
-                progress.advance(task)
-
-            manifest = run(config, on_scene, workers, ray_address=ray)
+            manifest = run(config, part_progress(progress, "scenes", total, "samples"), workers, ray_address=ray)
     console.print(f"{manifest['rows']} samples, {len(manifest['counts_per_skill'])} skills, {len(manifest['skipped_scenes'])} scenes skipped -> {Store(config.out).display(manifest['shard'])}")
     for key, error in manifest["skill_errors"].items():
         console.print(f"[yellow]skill error {key}: {error}[/]", highlight=False)
@@ -312,14 +313,8 @@ def data_reason(
                               teacher_url=teacher_url, teacher_model=teacher_model, teacher_concurrency=teacher_concurrency, resume=resume,
                               options=_answer_form(answer_form))
         with progress_bar() as progress:
-            task = progress.add_task("scenes", total=len(list_scenes(scenes)))
-
-            def on_scene(name: str, rows: int, skipped: str | None) -> None:
-                if skipped:
-                    progress.console.print(f"[yellow]skipped scene {name}: {skipped}[/]", highlight=False)
-                progress.advance(task)
-
-            manifest = run_reason(config, on_scene, workers, ray_address=ray)
+            manifest = run_reason(config, part_progress(progress, "scenes", len(list_scenes(scenes)), "samples"),
+                                  workers, ray_address=ray)
     outputs = manifest["outputs"]
     store = Store(config.out)
     console.print(f"{outputs['cot']['rows']} CoT samples -> {store.display(outputs['cot']['file'])}; {outputs['rl']['rows']} RL prompts -> {store.display(outputs['rl']['file'])}")
