@@ -2,13 +2,13 @@
 the same model after the demo's spatial SFT, on scripted-expert demonstrations of LIBERO-Spatial task 0, evaluated
 in closed loop on held-out initial states. Every step is a `vst` command and is skipped when its output exists.
 
-    python benchmarks/vla_tiny_experiment.py --spatial-init runs/demo/checkpoints/sft      # ~60 min on 2 cores
-    python benchmarks/vla_tiny_experiment.py --plot-only                                    # the figure again
-    python benchmarks/vla_tiny_experiment.py --out runs/vla-proprio --demos runs/vla/demos proprio=true \
-        --figure docs/images/vla_tiny_proprio.png                                           # round 4: + state
+    python benchmarks/vla_tiny_experiment.py --demos runs/vla/demos --out runs/vla-proprio224   # round 5, ~65 min
+    python benchmarks/vla_tiny_experiment.py --out runs/vla-r3 image_size=112 image_max_pixels=12544 proprio=false
+    python benchmarks/vla_tiny_experiment.py --out runs/vla-proprio224 --plot-only            # the figure again
 
-Recipe (docs/vla.md, round 3): configs/train/tiny-cpu-vla.yaml with chunk=8 execute_steps=4 image_size=112
-max_steps=1200; the two arms train side by side (one thread each), then evaluate side by side.
+Recipe (docs/vla.md, round 5): configs/train/tiny-cpu-vla.yaml with chunk=8 execute_steps=4 image_size=224
+proprio=true max_steps=1200; the two arms train side by side (one thread each), then evaluate side by side. Extra
+key=value arguments override it for both arms (round 3: 112 px, no state).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-RECIPE = ["chunk=8", "execute_steps=4", "image_size=112", "image_max_pixels=12544", "max_steps=1200", "save_steps=400"]
+RECIPE = ["chunk=8", "execute_steps=4", "image_size=224", "image_max_pixels=50176", "proprio=true", "max_steps=1200",
+          "save_steps=400"]
 
 
 def vst(*args: str) -> list[str]:
@@ -58,11 +59,11 @@ def plot(out: Path, arms: dict[str, Path], figure: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/vla"))
+    parser.add_argument("--out", type=Path, default=Path("runs/vla-proprio224"))
     parser.add_argument("--spatial-init", default="runs/demo/checkpoints/sft", help="the spatially tuned checkpoint")
     parser.add_argument("--episodes", type=int, default=40, help="expert demonstrations (initial states 0..N-1)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="held-out initial states N..N+M-1")
-    parser.add_argument("--figure", type=Path, default=Path("docs/images/vla_tiny.png"))
+    parser.add_argument("--figure", type=Path, default=Path("docs/images/vla_tiny_proprio224.png"))
     parser.add_argument("--plot-only", action="store_true")
     parser.add_argument("--demos", type=Path, default=None, help="demonstrations to reuse (default: OUT/demos)")
     parser.add_argument("overrides", nargs="*", help="more key=value for both arms' training, e.g. proprio=true")
