@@ -2,7 +2,7 @@
 the same model after the demo's spatial SFT, on scripted-expert demonstrations of LIBERO-Spatial task 0, evaluated
 in closed loop on held-out initial states. Every step is a `vst` command and is skipped when its output exists.
 
-    python benchmarks/vla_tiny_experiment.py --demos runs/vla/demos --out runs/vla-proprio224   # round 5, ~65 min
+    python benchmarks/vla_tiny_experiment.py --demos runs/vla/demos --out runs/vla-proprio224   # round 5, ~50 min
     python benchmarks/vla_tiny_experiment.py --out runs/vla-r3 image_size=112 image_max_pixels=12544 proprio=false
     python benchmarks/vla_tiny_experiment.py --out runs/vla-proprio224 --plot-only            # the figure again
 
