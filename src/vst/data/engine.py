@@ -196,18 +196,18 @@ def run(config: EngineConfig, on_scene: Callable[[str, int, str | None], None] |
         if on_scene:
             on_scene(folder_name, record.get("rows", 0), record.get("skipped"))
 
-    part_files, skipped, skill_errors = [], {}, {}
+    part_files, kept, skipped, skill_errors = [], [], {}, {}
     for planned in mine:
         record = records[planned.name]
         if record.get("skipped"):
             skipped[planned.name] = record["skipped"]
         else:
             part_files.append((*parts, f"{planned.name}.parquet"))
+            kept.append(record)
         skill_errors.update({f"{planned.name}/{k}": v for k, v in record.get("skill_errors", {}).items()})
     with store.fetch(part_files) as local_parts, store.local_file(shard_file) as shard_path:
         rows = concatenate(local_parts, shard_path)
         sha256 = file_sha256(shard_path)
-    kept = [records[planned.name] for planned in mine if not records[planned.name].get("skipped")]
     manifest = _manifest(config, fingerprint, shard_file, sha256, [f[-1] for f in part_files], kept, totals, skipped,
                          skill_errors, rows)
     store.write_text(json_text(manifest), manifest_file)

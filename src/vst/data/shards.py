@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from vst.data.sample import Sample
 from vst.common.storage import Store
-from vst.scene.types import atomic_write_text, confined_path
+from vst.scene.types import confined_path
 
 SCHEMA = pa.schema(
     [
@@ -157,7 +157,3 @@ def start_parts(store: Store, parts: tuple[str, ...], manifest: str, fingerprint
 
 def json_text(payload: dict) -> str:
     return json.dumps(payload, indent=1, sort_keys=True) + "\n"
-
-
-def write_json(path: Path, payload: dict) -> None:
-    atomic_write_text(path, json_text(payload))

@@ -513,11 +513,12 @@ def save_run(trainer, output_dir: str | Path, curve_keys: Sequence[str]) -> Path
     under FSDP with SHARDED_STATE_DICT checkpoints the final save is switched to a full state dict), then on the main
     process `trainer_state.json` (the log history) and `curves.png` (`vst.train.curves`, the `curve_keys` logged)."""
     output = Path(output_dir)
-    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None)
-    if trainer.is_fsdp_enabled and plugin is not None and "FULL_STATE_DICT" not in str(plugin.state_dict_type):
-        # checkpoints were DCP shards (SHARDED_STATE_DICT: no gather, optimizer state sharded); the finished model is
-        # one plain HF folder, gathered here (transformers' save_model writes no weights at all under SHARDED)
-        plugin.set_state_dict_type("FULL_STATE_DICT")
+    if trainer.is_fsdp_enabled:  # (transformers: the accelerator state holds an fsdp_plugin)
+        plugin = trainer.accelerator.state.fsdp_plugin
+        if "FULL_STATE_DICT" not in str(plugin.state_dict_type):
+            # checkpoints were DCP shards (SHARDED_STATE_DICT: no gather, optimizer state sharded); the finished model
+            # is one plain HF folder, gathered here (transformers' save_model writes no weights at all under SHARDED)
+            plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(output))
     if trainer.is_world_process_zero():
         trainer.state.save_to_json(str(output / "trainer_state.json"))
